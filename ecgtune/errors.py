@@ -13,3 +13,7 @@ class DataError(EcgtuneError, ValueError):
 
 class DataWarning(UserWarning):
     """Something odd in a data file that does not stop the work (values outside [0, 1], empty classes)."""
+
+
+class ConfigError(EcgtuneError, ValueError):
+    """An unknown name or an invalid setting: the message lists what is valid."""

@@ -127,7 +127,10 @@ def write_dataset(data: HeartbeatData, path: str | os.PathLike) -> None:
     """
     path = Path(path)
     table = _competition_table(data, as_text=path.suffix not in PARQUET_SUFFIXES)
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent or ".")
+    try:
+        handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    except OSError as error:
+        raise DataError(f"{path}: cannot write here ({error.strerror})") from None
     os.close(handle)
     try:
         if path.suffix in PARQUET_SUFFIXES:
@@ -177,7 +180,7 @@ def _parse(path: Path, content: pa.Buffer) -> tuple[dict[str, np.ndarray | None]
         return _validated(rows, *_columns_from_table(rows, table))
     if content[:2].to_pybytes() == GZIP_MAGIC:
         try:
-            content = pa.input_stream(pa.BufferReader(content), compression="gzip").read()
+            content = pa.py_buffer(pa.input_stream(pa.BufferReader(content), compression="gzip").read())
         except (pa.ArrowException, OSError) as error:
             raise DataError(f"{path}: not a readable gzip file ({_short(error)})") from None
     head = content[: 1 << 20].to_pybytes().lstrip(b"\xef\xbb\xbf")
@@ -238,15 +241,30 @@ def _read_wide_csv(content: pa.Buffer, n_fields: int, has_labels: bool):
 
 def _read_text_csv(path: Path, content: pa.Buffer, columns: list[str]) -> pa.Table:
     wanted = [name for name in (ID, SIGNALS, LABEL) if name in columns]
+    malformed = []
+
+    def remember_malformed(row) -> str:
+        malformed.append(row)
+        return "skip"
+
     try:
-        return pa_csv.read_csv(
+        table = pa_csv.read_csv(
             pa.BufferReader(content),
+            read_options=pa_csv.ReadOptions(use_threads=False),
+            parse_options=pa_csv.ParseOptions(invalid_row_handler=remember_malformed),
             convert_options=pa_csv.ConvertOptions(
                 include_columns=wanted, column_types={name: pa.string() for name in wanted}
             ),
         )
     except (pa.ArrowException, OSError) as error:
         raise DataError(f"{path}: malformed CSV ({_short(error)})") from None
+    if malformed:
+        row = malformed[0]
+        raise DataError(
+            f"{path}: line {row.number}: expected {row.expected_columns} fields, got {row.actual_columns} "
+            f"(a quote missing or an extra comma?): {_short(row.text, 80)}"
+        )
+    return table
 
 
 class _Rows:
@@ -277,13 +295,19 @@ def _columns_from_table(rows: _Rows, table: pa.Table):
     labels = None
     if LABEL in table.column_names:
         labels = _first_null_check(rows, table.column(LABEL).combine_chunks(), "missing label")
-        labels = _numbers(rows, labels, pa.float64(), "label {token!r} is not a number").to_numpy()
+        if _is_text(labels.type):
+            labels = _numbers(rows, labels, pa.float64(), "label {token!r} is not a number")
+        labels = pc.cast(labels, pa.float64()).to_numpy()
     return ids, signals, labels
+
+
+def _is_text(data_type: pa.DataType) -> bool:
+    return pa.types.is_string(data_type) or pa.types.is_large_string(data_type)
 
 
 def _first_null_check(rows: _Rows, column: pa.Array, problem: str) -> pa.Array:
     empty = column.is_null()
-    if pa.types.is_string(column.type) or pa.types.is_large_string(column.type):
+    if _is_text(column.type):
         empty = pc.or_(empty, pc.equal(pc.utf8_trim_whitespace(column), ""))
     empty = empty.to_numpy(zero_copy_only=False)
     if empty.any():
@@ -293,7 +317,7 @@ def _first_null_check(rows: _Rows, column: pa.Array, problem: str) -> pa.Array:
 
 def _signals_from_column(rows: _Rows, column: pa.Array) -> np.ndarray:
     column = _first_null_check(rows, column, "no heartbeat_signals")
-    if pa.types.is_string(column.type) or pa.types.is_large_string(column.type):
+    if _is_text(column.type):
         column = pc.split_pattern(column, ",")
     elif not (pa.types.is_list(column.type) or pa.types.is_large_list(column.type)
               or pa.types.is_fixed_size_list(column.type)):
@@ -305,7 +329,7 @@ def _signals_from_column(rows: _Rows, column: pa.Array) -> np.ndarray:
         row = int(np.argmax(wrong))
         raise DataError(f"{rows.at(row)}: expected {expected} samples, got {lengths[row]}")
     values = pc.list_flatten(column)
-    if pa.types.is_string(values.type) or pa.types.is_large_string(values.type):
+    if _is_text(values.type):
 
         def sample_at(token_index: int) -> str:
             return f"{rows.at(token_index // expected)}: sample {token_index % expected}"

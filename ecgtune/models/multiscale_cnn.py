@@ -1,0 +1,52 @@
+"""multiscale_cnn (the write-up's Net2): parallel first convolutions of different kernel sizes, summed,
+then a convolution stack, adaptive max-pooling and an MLP."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from ecgtune.models._layers import as_channels, conv_bn_act, mlp_head, require_dropout, require_positive, require_same_length
+from ecgtune.models._registry import register_model
+
+
+@dataclass(frozen=True)
+class MultiscaleCNNConfig:
+    branch_kernels: tuple[int, ...] = (7, 11, 17)  # one parallel first convolution per kernel size
+    branch_width: int = 32
+    widths: tuple[int, ...] = (64, 128)            # the stack after the branches (depth = len(widths))
+    kernel_sizes: tuple[int, ...] = (11, 3)
+    dilation: int = 1                              # dilation of the stack's convolutions
+    pool_size: int = 4
+    hidden: tuple[int, ...] = (256, 1024)
+    dropout: float = 0.1
+
+    def __post_init__(self):
+        require_same_length("multiscale_cnn", widths=self.widths, kernel_sizes=self.kernel_sizes)
+        require_positive("multiscale_cnn", branch_kernels=self.branch_kernels, branch_width=self.branch_width,
+                         widths=self.widths, kernel_sizes=self.kernel_sizes, dilation=self.dilation,
+                         pool_size=self.pool_size, hidden=self.hidden)
+        require_dropout("multiscale_cnn", self.dropout)
+
+
+@register_model("multiscale_cnn", MultiscaleCNNConfig, aliases=("net2",))
+class MultiscaleCNN(nn.Module):
+    def __init__(self, config: MultiscaleCNNConfig, n_classes: int = 4, signal_length: int = 205):
+        super().__init__()
+        self.branches = nn.ModuleList(
+            nn.Conv1d(1, config.branch_width, kernel, padding="same") for kernel in config.branch_kernels
+        )
+        self.merge = nn.Sequential(nn.BatchNorm1d(config.branch_width), nn.LeakyReLU(0.2))
+        layers, channels = [], config.branch_width
+        for width, kernel in zip(config.widths, config.kernel_sizes):
+            layers.append(conv_bn_act(channels, width, kernel, dilation=config.dilation, activation=nn.ReLU))
+            channels = width
+        self.features = nn.Sequential(*layers, nn.AdaptiveMaxPool1d(config.pool_size))
+        self.head = mlp_head(channels * config.pool_size, config.hidden, n_classes, config.dropout)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = as_channels(x)
+        merged = self.merge(sum(branch(x) for branch in self.branches))
+        return self.head(self.features(merged))

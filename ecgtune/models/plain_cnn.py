@@ -1,0 +1,59 @@
+"""plain_cnn (the write-up's Net3): a stack of convolutions with max-pooling after every pair, adaptive
+max-pooling and an MLP. Fixed from the write-up: the undefined activation, and a first linear layer
+sized for one input length only."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from ecgtune.models._layers import (
+    MaxPoolDown, as_channels, conv_bn_act, mlp_head, require_dropout, require_positive, require_same_length,
+)
+from ecgtune.models._registry import register_model
+
+
+@dataclass(frozen=True)
+class PlainCNNConfig:
+    widths: tuple[int, ...] = (32, 64, 128, 256)   # one convolution per entry (depth = len(widths))
+    kernel_sizes: tuple[int, ...] = (11, 11, 3, 3)
+    dilation: int = 1
+    pool_every: int = 2                            # max-pool after every `pool_every` convolutions
+    pool_factor: int = 4
+    pool_size: int = 4                             # positions kept by the final adaptive max-pool
+    hidden: tuple[int, ...] = (1024, 128)
+    dropout: float = 0.1
+
+    def __post_init__(self):
+        require_same_length("plain_cnn", widths=self.widths, kernel_sizes=self.kernel_sizes)
+        require_positive("plain_cnn", widths=self.widths, kernel_sizes=self.kernel_sizes, dilation=self.dilation,
+                         pool_every=self.pool_every, pool_factor=self.pool_factor, pool_size=self.pool_size,
+                         hidden=self.hidden)
+        require_dropout("plain_cnn", self.dropout)
+
+
+def conv_stack(widths, kernel_sizes, dilation: int, pool_every: int, pool_factor: int) -> tuple[nn.Sequential, int]:
+    """Convolutions with max-pooling after every `pool_every`; also returns the output channels."""
+    layers, channels = [], 1
+    for index, (width, kernel) in enumerate(zip(widths, kernel_sizes), start=1):
+        layers.append(conv_bn_act(channels, width, kernel, dilation=1 if index == 1 else dilation))
+        if index % pool_every == 0:
+            layers.append(MaxPoolDown(pool_factor))
+        channels = width
+    return nn.Sequential(*layers), channels
+
+
+@register_model("plain_cnn", PlainCNNConfig, aliases=("net3",))
+class PlainCNN(nn.Module):
+    def __init__(self, config: PlainCNNConfig, n_classes: int = 4, signal_length: int = 205):
+        super().__init__()
+        stack, channels = conv_stack(config.widths, config.kernel_sizes, config.dilation,
+                                     config.pool_every, config.pool_factor)
+        self.input_norm = nn.BatchNorm1d(1)
+        self.features = nn.Sequential(stack, nn.AdaptiveMaxPool1d(config.pool_size))
+        self.head = mlp_head(channels * config.pool_size, config.hidden, n_classes, config.dropout)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.features(self.input_norm(as_channels(x))))

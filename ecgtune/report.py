@@ -1,0 +1,55 @@
+"""Leaderboards: a readable table for the terminal and a CSV next to the run's other outputs."""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+
+LEADERBOARD_COLUMNS = (
+    ("rank", "rank", "{}"),
+    ("family", "family", "{}"),
+    ("val_abs_sum", "val abs-sum", "{:.1f}"),
+    ("val_abs_sum_proba", "abs-sum (proba)", "{:.1f}"),
+    ("val_accuracy", "accuracy", "{:.4f}"),
+    ("val_log_loss", "log-loss", "{:.4f}"),
+    ("best_epoch", "best epoch", "{}"),
+    ("parameters", "parameters", "{:,}"),
+    ("seconds", "seconds", "{:.1f}"),
+)
+
+
+def rank_rows(rows: Sequence[dict]) -> list[dict]:
+    """Rows sorted by validation abs-sum (then log-loss), numbered from 1."""
+    ordered = sorted(rows, key=lambda row: (row["val_abs_sum"], row["val_log_loss"]))
+    return [{**row, "rank": rank} for rank, row in enumerate(ordered, start=1)]
+
+
+def format_table(rows: Sequence[dict], columns=LEADERBOARD_COLUMNS) -> str:
+    """Aligned plain-text table: text left-aligned, numbers right-aligned."""
+    header = [title for _, title, _ in columns]
+    cells = [[fmt.format(row[key]) for key, _, fmt in columns] for row in rows]
+    widths = [max(len(text) for text in column) for column in zip(header, *cells)]
+    numeric = [fmt != "{}" or key in ("rank", "best_epoch") for key, _, fmt in columns]
+
+    def line(values):
+        return "  ".join(v.rjust(w) if right else v.ljust(w) for v, w, right in zip(values, widths, numeric)).rstrip()
+
+    rule = "  ".join("-" * width for width in widths)
+    return "\n".join([line(header), rule, *(line(values) for values in cells)])
+
+
+def write_csv(rows: Sequence[dict], path: Path, columns: Sequence[str]) -> None:
+    """Writes rows to a CSV that appears whole or not at all."""
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=list(columns), extrasaction="ignore", lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    with os.fdopen(handle, "w") as stream:
+        stream.write(buffer.getvalue())
+    os.replace(temporary, path)

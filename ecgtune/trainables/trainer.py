@@ -1,0 +1,216 @@
+"""The training loop: the whole fold resident on the device, batches drawn by index from a random
+permutation (no DataLoader), AdamW with a one-cycle or warm-up + cosine schedule, and per-epoch
+validation with the competition's metrics. The best epoch's weights and probabilities are kept."""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ecgtune import metrics
+from ecgtune.data import Fold
+from ecgtune.errors import ConfigError
+from ecgtune.models import create_model
+
+SCHEDULES = ("onecycle", "cosine")
+LOSSES = ("cross_entropy", "l1")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    epochs: int = 20                # passes over the training rows
+    batch_size: int = 256
+    lr: float = 3e-3                # peak learning rate
+    weight_decay: float = 1e-2      # AdamW's decoupled weight decay
+    schedule: str = "onecycle"      # "onecycle", or "cosine": linear warm-up then cosine decay to zero
+    warmup_fraction: float = 0.1    # share of all steps spent warming up
+    loss: str = "cross_entropy"     # or "l1": the write-up's L1 distance to the label-smoothed one-hot
+    label_smoothing: float = 0.05   # epsilon, for either loss
+    max_grad_norm: float = 5.0      # gradient clipping; 0 turns it off
+    seed: int = 0
+    device: str = "auto"            # "auto" picks CUDA when present, else the CPU
+    eval_batch_size: int = 4096
+
+    def __post_init__(self):
+        if self.schedule not in SCHEDULES:
+            raise ConfigError(f"unknown schedule {self.schedule!r}; valid: {', '.join(SCHEDULES)}")
+        if self.loss not in LOSSES:
+            raise ConfigError(f"unknown loss {self.loss!r}; valid: {', '.join(LOSSES)}")
+        if self.epochs < 1 or self.batch_size < 2:
+            raise ConfigError(f"epochs must be >= 1 and batch_size >= 2, got {self.epochs} and {self.batch_size}")
+        if not 0.0 <= self.label_smoothing < 1.0 or not 0.0 <= self.warmup_fraction < 1.0:
+            raise ConfigError("label_smoothing and warmup_fraction must lie in [0, 1)")
+
+
+@dataclass
+class TrainResult:
+    """What a training run leaves: its per-epoch history and its best epoch (lowest validation abs-sum,
+    ties broken by log-loss)."""
+
+    history: list[dict[str, float]]
+    best_epoch: int
+    best_metrics: dict[str, float]
+    best_state: dict[str, torch.Tensor]
+    best_val_probs: np.ndarray
+    diverged: bool = False
+    seconds: float = 0.0
+    config: dict = field(default_factory=dict)
+
+
+def resolve_device(name: str = "auto") -> torch.device:
+    """The device to train on: CUDA when available for "auto", else what is named."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def training_loss(logits, targets, n_classes, loss, label_smoothing, class_weights=None) -> torch.Tensor:
+    """Mean loss of a batch: cross-entropy with label smoothing, or the write-up's L1 between softmax
+    probabilities and the one-hot clamped to [eps / (C - 1), 1 - eps]; optionally weighted by class."""
+    if loss == "cross_entropy":
+        return F.cross_entropy(logits, targets, weight=class_weights, label_smoothing=label_smoothing)
+    smoothed = F.one_hot(targets, n_classes).float().clamp(label_smoothing / (n_classes - 1), 1.0 - label_smoothing)
+    per_row = (logits.softmax(dim=1) - smoothed).abs().sum(dim=1)
+    if class_weights is None:
+        return per_row.mean()
+    row_weights = class_weights[targets]
+    return (per_row * row_weights).sum() / row_weights.sum()
+
+
+def _schedule(optimizer, config: TrainConfig, total_steps: int):
+    if config.schedule == "onecycle":
+        return torch.optim.lr_scheduler.OneCycleLR(
+            optimizer, max_lr=config.lr, total_steps=total_steps, pct_start=max(config.warmup_fraction, 1e-3)
+        )
+    warmup = max(1, int(config.warmup_fraction * total_steps))
+
+    def factor(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        return 0.5 * (1.0 + math.cos(math.pi * (step - warmup) / max(1, total_steps - warmup)))
+
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+
+
+@torch.no_grad()
+def predict_proba(model: nn.Module, signals: torch.Tensor, batch_size: int = 4096) -> np.ndarray:
+    """Softmax probabilities of `model` (in eval mode) for signals already on its device."""
+    model.eval()
+    chunks = [model(signals[start:start + batch_size]).float().softmax(dim=1) for start in range(0, len(signals), batch_size)]
+    return torch.cat(chunks).cpu().numpy()
+
+
+def train(
+    model: nn.Module,
+    fold: Fold,
+    config: TrainConfig = TrainConfig(),
+    on_epoch: Callable[[dict[str, float]], None] | None = None,
+) -> TrainResult:
+    """Trains `model` on the fold's training rows and validates after every epoch.
+
+    Args:
+        model: a network returning logits (see `ecgtune.models`).
+        fold: training and validation arrays (see `ecgtune.data.prepare_fold`).
+        config: optimisation settings.
+        on_epoch: called with each epoch's report: epoch, train_loss, abs_sum (argmax decisions),
+            abs_sum_proba, log_loss, accuracy, samples_per_s, seconds, lr.
+
+    A loss that turns NaN or infinite stops training; the result is then marked `diverged`.
+    """
+    device = resolve_device(config.device)
+    torch.manual_seed(config.seed)
+    generator = torch.Generator().manual_seed(config.seed)
+    model = model.to(device)
+    train_x = torch.as_tensor(fold.train_signals, dtype=torch.float32, device=device)
+    train_y = torch.as_tensor(fold.train_labels, dtype=torch.long, device=device)
+    val_x = torch.as_tensor(fold.val_signals, dtype=torch.float32, device=device)
+    class_weights = None
+    if fold.class_weights is not None:
+        class_weights = torch.as_tensor(fold.class_weights, dtype=torch.float32, device=device)
+
+    n_rows = len(train_x)
+    batch_starts = [start for start in range(0, n_rows, config.batch_size) if n_rows - start >= 2]
+    optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    scheduler = _schedule(optimizer, config, total_steps=config.epochs * len(batch_starts))
+
+    history: list[dict[str, float]] = []
+    best: tuple[float, float] | None = None
+    best_state, best_probs, best_epoch = None, None, 0
+    diverged = False
+    started = time.perf_counter()
+    for epoch in range(1, config.epochs + 1):
+        epoch_started = time.perf_counter()
+        model.train()
+        order = torch.randperm(n_rows, generator=generator).to(device)
+        loss_sum = torch.zeros((), device=device)
+        for start in batch_starts:
+            rows = order[start:start + config.batch_size]
+            loss = training_loss(model(train_x[rows]), train_y[rows], fold.n_classes, config.loss,
+                                 config.label_smoothing, class_weights)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            if config.max_grad_norm > 0:
+                nn.utils.clip_grad_norm_(model.parameters(), config.max_grad_norm)
+            optimizer.step()
+            scheduler.step()
+            loss_sum += loss.detach()
+        train_loss = float(loss_sum) / max(1, len(batch_starts))
+        train_seconds = time.perf_counter() - epoch_started
+        if not math.isfinite(train_loss):
+            diverged = True
+            break
+        probs = predict_proba(model, val_x, config.eval_batch_size)
+        if not np.isfinite(probs).all():
+            diverged = True
+            break
+        report = {"epoch": epoch, "train_loss": train_loss, **metrics.classification_report(probs, fold.val_labels),
+                  "samples_per_s": n_rows / train_seconds, "seconds": time.perf_counter() - started,
+                  "lr": scheduler.get_last_lr()[0]}
+        history.append(report)
+        key = (report["abs_sum"], report["log_loss"])
+        if best is None or key < best:
+            best, best_epoch, best_probs = key, epoch, probs
+            best_state = _state_on_cpu(model)
+        if on_epoch is not None:
+            on_epoch(report)
+
+    if best_state is None:
+        best_state = _state_on_cpu(model)
+        best_probs = np.full((len(val_x), fold.n_classes), 1.0 / fold.n_classes, dtype=np.float32)
+    return TrainResult(
+        history=history,
+        best_epoch=best_epoch,
+        best_metrics=history[best_epoch - 1] if best_epoch else {},
+        best_state=best_state,
+        best_val_probs=best_probs,
+        diverged=diverged,
+        seconds=time.perf_counter() - started,
+        config=asdict(config),
+    )
+
+
+def _state_on_cpu(model: nn.Module) -> dict[str, torch.Tensor]:
+    return {name: tensor.detach().to("cpu", copy=True) for name, tensor in model.state_dict().items()}
+
+
+def train_family(
+    family: str,
+    fold: Fold,
+    model_config: dict | None = None,
+    config: TrainConfig = TrainConfig(),
+    on_epoch: Callable[[dict[str, float]], None] | None = None,
+) -> tuple[nn.Module, TrainResult]:
+    """Builds the family with a seeded initialisation, trains it, and loads its best epoch's weights."""
+    torch.manual_seed(config.seed)
+    model = create_model(family, n_classes=fold.n_classes, signal_length=fold.train_signals.shape[1],
+                         **(model_config or {}))
+    result = train(model, fold, config, on_epoch)
+    model.load_state_dict(result.best_state)
+    return model, result

@@ -1,0 +1,31 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+
+@pytest.fixture(autouse=True)
+def isolated_cache(tmp_path_factory, monkeypatch):
+    """Every test gets its own parse cache."""
+    folder = tmp_path_factory.mktemp("cache")
+    monkeypatch.setenv("ECGTUNE_CACHE_DIR", str(folder))
+    return folder
+
+
+def competition_csv(path: Path, signals, labels=None, ids=None, label_format="{}") -> Path:
+    """Writes rows in the competition's CSV format by hand (independently of ecgtune's writer)."""
+    signals = np.asarray(signals)
+    ids = range(len(signals)) if ids is None else ids
+    lines = ["id,heartbeat_signals" + (",label" if labels is not None else "")]
+    for row, (row_id, beat) in enumerate(zip(ids, signals)):
+        text = ",".join(repr(float(value)) for value in beat)
+        line = f'{row_id},"{text}"'
+        if labels is not None:
+            line += "," + label_format.format(labels[row])
+        lines.append(line)
+    path.write_text("\n".join(lines) + "\n")
+    return path

@@ -1,0 +1,79 @@
+import os
+import time
+
+import numpy as np
+import pytest
+
+from conftest import competition_csv
+from ecgtune.data import cache, files, load_dataset
+from ecgtune.errors import DataWarning
+
+BEATS = np.array([[0.9, 0.1, 0.2], [0.8, 0.3, 0.0]])
+OTHER = np.array([[0.1, 0.9, 0.2], [0.3, 0.8, 0.0]])  # same text length as BEATS
+
+
+def _forbid_parsing(monkeypatch):
+    def fail(*args, **kwargs):
+        raise AssertionError("parsed again instead of using the cache")
+
+    monkeypatch.setattr(files, "_parse", fail)
+
+
+def test_second_load_comes_from_the_cache(tmp_path, monkeypatch):
+    path = competition_csv(tmp_path / "train.csv", BEATS, labels=[0, 1])
+    first = load_dataset(path)
+    _forbid_parsing(monkeypatch)
+    second = load_dataset(path)
+    np.testing.assert_array_equal(first.signals, second.signals)
+    np.testing.assert_array_equal(first.labels, second.labels)
+
+
+def test_identical_content_elsewhere_shares_the_entry(tmp_path, monkeypatch):
+    path = competition_csv(tmp_path / "a.csv", BEATS, labels=[0, 1])
+    load_dataset(path)
+    copy = tmp_path / "b.csv"
+    copy.write_bytes(path.read_bytes())
+    _forbid_parsing(monkeypatch)
+    assert load_dataset(copy).source.endswith("b.csv")
+
+
+def test_a_file_changed_at_once_is_parsed_again(tmp_path):
+    path = competition_csv(tmp_path / "train.csv", BEATS, labels=[0, 1])
+    load_dataset(path)
+    stat = path.stat()
+    competition_csv(path, OTHER, labels=[0, 1])
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    assert path.stat().st_size == stat.st_size
+    np.testing.assert_allclose(load_dataset(path).signals, OTHER.astype(np.float32))
+
+
+def test_a_file_changed_later_with_its_old_size_and_mtime_is_parsed_again(tmp_path, isolated_cache):
+    path = competition_csv(tmp_path / "train.csv", BEATS, labels=[0, 1])
+    time.sleep(cache.RACY_WINDOW_NS / 1e9 + 0.1)
+    load_dataset(path)
+    assert list((isolated_cache / "index").iterdir()), "the settled file's fingerprint should be recorded"
+    stat = path.stat()
+    competition_csv(path, OTHER, labels=[0, 1])
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    np.testing.assert_allclose(load_dataset(path).signals, OTHER.astype(np.float32))
+
+
+def test_a_damaged_entry_is_ignored(tmp_path, isolated_cache):
+    path = competition_csv(tmp_path / "train.csv", BEATS, labels=[0, 1])
+    load_dataset(path)
+    (entry,) = [p for p in isolated_cache.iterdir() if p.name != "index"]
+    (entry / "signals.npy").write_bytes(b"\x93NUMPY garbage")
+    np.testing.assert_allclose(load_dataset(path).signals, BEATS.astype(np.float32))
+
+
+def test_warnings_repeat_on_cached_loads(tmp_path):
+    path = competition_csv(tmp_path / "train.csv", BEATS * 2, labels=[0, 1])
+    for _ in range(2):
+        with pytest.warns(DataWarning, match="outside"):
+            load_dataset(path)
+
+
+def test_cache_can_be_bypassed(tmp_path, isolated_cache):
+    path = competition_csv(tmp_path / "train.csv", BEATS, labels=[0, 1])
+    load_dataset(path, use_cache=False)
+    assert not any(isolated_cache.iterdir())

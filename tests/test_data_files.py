@@ -1,0 +1,221 @@
+import gzip
+import subprocess
+import sys
+import warnings
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from conftest import competition_csv
+from ecgtune.data import HeartbeatData, load_dataset, make_synthetic, write_dataset
+from ecgtune.data import files
+from ecgtune.errors import DataError, DataWarning
+
+GOOD = np.array([[0.9, 0.1, 0.2, 0.3, 0.0], [1.0, 0.5, 0.25, 0.0, 0.0], [0.8, 0.7, 0.6, 0.5, 0.4]])
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".csv.gz", ".parquet"])
+def test_round_trip_through_every_format(tmp_path, suffix):
+    data = make_synthetic(300, seed=3)
+    path = tmp_path / f"train{suffix}"
+    write_dataset(data, path)
+    loaded = load_dataset(path)
+    np.testing.assert_array_equal(loaded.ids, data.ids)
+    np.testing.assert_array_equal(loaded.labels, data.labels)
+    np.testing.assert_array_equal(loaded.signals, data.signals)
+    assert loaded.signals.dtype == np.float32
+    assert loaded.n_classes == 4
+
+
+def test_test_file_without_labels_and_any_length(tmp_path):
+    data = make_synthetic(50, seed=1, signal_length=64, first_id=1000, with_labels=False)
+    write_dataset(data, tmp_path / "test.csv")
+    loaded = load_dataset(tmp_path / "test.csv")
+    assert loaded.labels is None
+    assert loaded.signal_length == 64
+    assert loaded.ids[0] == 1000 and loaded.ids[-1] == 1049
+
+
+@pytest.mark.parametrize("label_format", ["{}", "{}.0"])
+def test_labels_written_as_int_or_float(tmp_path, label_format):
+    path = competition_csv(tmp_path / "train.csv", GOOD, labels=[0, 2, 1], label_format=label_format)
+    loaded = load_dataset(path)
+    np.testing.assert_array_equal(loaded.labels, [0, 2, 1])
+    assert loaded.labels.dtype == np.int64
+    assert loaded.n_classes == 3
+
+
+def test_fast_and_careful_parsers_agree(tmp_path):
+    signals = np.array([[1.0, 1e-05, 2.5e-3, 0.0, 0.123456789012345]] * 3)
+    path = competition_csv(tmp_path / "train.csv", signals, labels=[0, 1, 0])
+    content = pa.memory_map(str(path)).read_buffer()
+    fast_ids, fast_signals, fast_labels = files._read_wide_csv(content, 7, has_labels=True)
+    table = files._read_text_csv(path, content, ["id", "heartbeat_signals", "label"])
+    careful_ids, careful_signals, careful_labels = files._columns_from_table(files._Rows.of(path), table)
+    np.testing.assert_array_equal(fast_signals, careful_signals)
+    np.testing.assert_array_equal(fast_ids, careful_ids)
+    np.testing.assert_array_equal(fast_labels, careful_labels)
+    np.testing.assert_allclose(fast_signals, signals.astype(np.float32))
+
+
+def test_parquet_with_text_signals(tmp_path):
+    table = pa.table({"id": [7, 8], "heartbeat_signals": ["0.1,0.2,0.3", "0.4,0.5,0.6"], "label": [1.0, 0.0]})
+    pq.write_table(table, tmp_path / "train.parquet")
+    loaded = load_dataset(tmp_path / "train.parquet")
+    np.testing.assert_allclose(loaded.signals, [[0.1, 0.2, 0.3], [0.4, 0.5, 0.6]], rtol=1e-6)
+    np.testing.assert_array_equal(loaded.labels, [1, 0])
+
+
+def _bad_rows(kind):
+    """(signals as text per row, labels as text) with one defect each."""
+    rows = [",".join(str(v) for v in beat) for beat in GOOD] + ["0.5,0.4,0.3,0.2,0.1"]
+    labels = ["0", "1", "2", "3"]
+    if kind == "short":
+        rows[2] = "0.5,0.4,0.3,0.2"
+    elif kind == "token":
+        rows[1] = "0.5,abc,0.3,0.2,0.1"
+    elif kind == "nan":
+        rows[1] = "0.5,0.4,nan,0.2,0.1"
+    elif kind == "inf":
+        rows[3] = "0.5,0.4,0.3,inf,0.1"
+    elif kind == "empty_token":
+        rows[0] = "0.5,,0.3,0.2,0.1"
+    elif kind == "fraction_label":
+        labels[2] = "1.5"
+    elif kind == "negative_label":
+        labels[3] = "-1"
+    elif kind == "text_label":
+        labels[1] = "abc"
+    elif kind == "missing_label":
+        labels[2] = ""
+    return rows, labels
+
+
+BAD_CASES = {
+    "short": ("row id 12", "expected 5 samples, got 4"),
+    "token": ("row id 11", "sample 1: 'abc' is not a number"),
+    "nan": ("row id 11", "sample 2 is NaN"),
+    "inf": ("row id 13", "sample 3 is infinite"),
+    "empty_token": ("row id 10", "sample 1: '' is not a number"),
+    "fraction_label": ("row id 12", "label 1.5 is not an integer"),
+    "negative_label": ("row id 13", "label -1 is out of range"),
+    "text_label": ("row id 11", "label 'abc' is not a number"),
+    "missing_label": ("row id 12", "missing label"),
+}
+
+
+def _write_bad(path, kind):
+    rows, labels = _bad_rows(kind)
+    lines = ["id,heartbeat_signals,label"] + [f'{10 + i},"{row}",{label}' for i, (row, label) in enumerate(zip(rows, labels))]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+@pytest.mark.parametrize("kind", sorted(BAD_CASES))
+def test_bad_rows_are_named_with_the_problem(tmp_path, kind):
+    path = _write_bad(tmp_path / f"{kind}.csv", kind)
+    with pytest.raises(DataError) as caught:
+        load_dataset(path)
+    message = str(caught.value)
+    where, problem = BAD_CASES[kind]
+    assert str(path) in message and where in message and problem in message, message
+
+
+@pytest.mark.parametrize("content, problem", [
+    ("", "file is empty"),
+    ("id,heartbeat_signals,label\n", "no data rows"),
+    ('id,signals,label\n0,"0.1,0.2",1\n', "missing column 'heartbeat_signals' (found: id, signals, label)"),
+    ('heartbeat_signals,label\n"0.1,0.2",1\n', "missing column 'id'"),
+    ('id,heartbeat_signals,label\n0,"0.1,0.2",1\n1,"0.1,0.2",1,4\n', "line 3: expected 3 fields, got 4"),
+    ('id,heartbeat_signals,label\n0,"0.1,0.2",1\n0,"0.3,0.4",0\n', "row id 0 (line 3): duplicate id (first seen at line 2)"),
+])
+def test_bad_files(tmp_path, content, problem):
+    path = tmp_path / "bad.csv"
+    path.write_text(content)
+    with pytest.raises(DataError, match="bad.csv") as caught:
+        load_dataset(path)
+    assert problem in str(caught.value)
+
+
+def test_missing_file(tmp_path):
+    with pytest.raises(DataError, match="file not found"):
+        load_dataset(tmp_path / "nowhere.csv")
+
+
+def test_corrupt_gzip_and_parquet(tmp_path):
+    (tmp_path / "bad.csv.gz").write_bytes(gzip.compress(b"id,heartbeat_signals\n0,\"0.1\"\n")[:15])
+    with pytest.raises(DataError, match="not a readable gzip file"):
+        load_dataset(tmp_path / "bad.csv.gz")
+    (tmp_path / "bad.parquet").write_bytes(b"PAR1 not really")
+    with pytest.raises(DataError, match="not a readable Parquet file"):
+        load_dataset(tmp_path / "bad.parquet")
+
+
+def test_test_file_must_match_training_length_and_classes(tmp_path):
+    competition_csv(tmp_path / "test.csv", GOOD[:, :4])
+    with pytest.raises(DataError, match=r"test.csv: beats have 4 samples, expected 5 \(the training data's length\)"):
+        load_dataset(tmp_path / "test.csv", signal_length=5)
+    competition_csv(tmp_path / "val.csv", GOOD, labels=[0, 4, 1])
+    with pytest.warns(DataWarning, match="no rows of class 2, 3"), \
+            pytest.raises(DataError, match=r"row id 1 \(line 3\): label 4 is out of range 0..3"):
+        load_dataset(tmp_path / "val.csv", n_classes=4)
+    with pytest.raises(DataError, match="no 'label' column"):
+        load_dataset(tmp_path / "test.csv", require_labels=True)
+
+
+def test_values_outside_unit_range_warn_but_load(tmp_path):
+    signals = GOOD.copy()
+    signals[1, 2] = 1.7
+    path = competition_csv(tmp_path / "train.csv", signals, labels=[0, 1, 0])
+    with pytest.warns(DataWarning, match=r"1 rows have values outside \[0, 1\].*first: id 1"):
+        loaded = load_dataset(path)
+    assert loaded.signals[1, 2] == pytest.approx(1.7)
+
+
+def _cli(*args, cache_dir):
+    env = {"ECGTUNE_CACHE_DIR": str(cache_dir), "PATH": "/usr/bin:/bin"}
+    return subprocess.run([sys.executable, "-m", "ecgtune", *map(str, args)], capture_output=True, text=True, env=env)
+
+
+@pytest.mark.parametrize("kind", ["short", "token", "nan", "fraction_label"])
+def test_cli_reports_bad_input_in_one_line_with_exit_code_2(tmp_path, kind):
+    path = _write_bad(tmp_path / f"{kind}.csv", kind)
+    result = _cli("inspect", path, cache_dir=tmp_path / "cache")
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and BAD_CASES[kind][1] in lines[0]
+
+
+def test_cli_inspect_test_file_against_training_file(tmp_path):
+    competition_csv(tmp_path / "train.csv", GOOD, labels=[0, 1, 2])
+    competition_csv(tmp_path / "test.csv", GOOD[:, :4])
+    result = _cli("inspect", tmp_path / "test.csv", "--train", tmp_path / "train.csv", cache_dir=tmp_path / "c")
+    assert result.returncode == 2
+    assert "beats have 4 samples, expected 5" in result.stderr and "Traceback" not in result.stderr
+    ok = _cli("inspect", tmp_path / "train.csv", cache_dir=tmp_path / "c")
+    assert ok.returncode == 0 and "3 rows, 5 samples per beat" in ok.stdout
+
+
+def test_cli_make_data_writes_competition_files(tmp_path):
+    result = _cli("make-data", "--n", 200, "--out", tmp_path / "train.csv", "--test-out", tmp_path / "testA.csv.gz",
+                  "--test-n", 50, cache_dir=tmp_path / "c")
+    assert result.returncode == 0, result.stderr
+    header, first = (tmp_path / "train.csv").read_text().splitlines()[:2]
+    assert header == "id,heartbeat_signals,label"
+    assert first.startswith('0,"') and first.count(",") == 205 + 1
+    test = load_dataset(tmp_path / "testA.csv.gz", signal_length=205)
+    assert test.labels is None and list(test.ids[[0, -1]]) == [200, 249]
+    again = _cli("make-data", "--n", 200, "--out", tmp_path / "again.csv", cache_dir=tmp_path / "c")
+    assert again.returncode == 0
+    assert (tmp_path / "again.csv").read_bytes() == (tmp_path / "train.csv").read_bytes()
+
+
+def test_write_is_atomic(tmp_path):
+    with pytest.raises(DataError, match="cannot write"):
+        write_dataset(make_synthetic(10), tmp_path / "missing-folder" / "train.csv")
+    data = HeartbeatData(np.arange(2), np.zeros((2, 3), np.float32), None, "x")
+    write_dataset(data, tmp_path / "ok.csv")
+    assert [p.name for p in tmp_path.iterdir()] == ["ok.csv"]
