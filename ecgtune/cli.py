@@ -13,6 +13,7 @@ from pathlib import Path
 
 from ecgtune.errors import DataWarning, EcgtuneError
 
+DEFAULT_ROWS = 20_000
 SMOKE_ROWS, SMOKE_EPOCHS = 2000, 1
 
 
@@ -55,8 +56,8 @@ def add_search_arguments(parser: argparse.ArgumentParser) -> None:
                         help="'all' or a comma list of families or aliases (net1..net6); default all")
     parser.add_argument("--data", type=Path,
                         help="labelled training file (CSV, CSV.gz, Parquet); default: embedded synthetic beats")
-    parser.add_argument("--rows", type=_positive_int, default=20_000,
-                        help="rows of the embedded synthetic data when --data is not given (default 20000)")
+    parser.add_argument("--rows", type=_positive_int,
+                        help=f"rows of the embedded synthetic data when --data is not given (default {DEFAULT_ROWS})")
     parser.add_argument("--val-fraction", type=_fraction, default=0.2, help="stratified validation share (default 0.2)")
     parser.add_argument("--imbalance", choices=IMBALANCE_METHODS, default="none",
                         help="class-imbalance handling of the training fold (default none)")
@@ -77,7 +78,7 @@ def add_search_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--runs-dir", type=Path, default=Path("runs"), help="where runs are written (default runs)")
     parser.add_argument("--no-cache", action="store_true", help="neither read nor write the parse cache")
     parser.add_argument("--smoke", action="store_true",
-                        help=f"a quick check: {SMOKE_ROWS} synthetic rows (unless --data), {SMOKE_EPOCHS} epoch")
+                        help=f"a quick check: {SMOKE_ROWS} synthetic rows (unless --data or --rows), {SMOKE_EPOCHS} epoch")
 
 
 def _positive_int(text: str) -> int:
@@ -146,7 +147,7 @@ def run_search(args: argparse.Namespace) -> int:
     if args.data is not None:
         data = load_dataset(args.data, require_labels=True, use_cache=not args.no_cache)
     else:
-        data = make_synthetic(SMOKE_ROWS if args.smoke else args.rows, seed=args.seed)
+        data = make_synthetic(args.rows or (SMOKE_ROWS if args.smoke else DEFAULT_ROWS), seed=args.seed)
     train_rows, val_rows = holdout_split(data.labels, args.val_fraction, seed=args.seed)
     fold = prepare_fold(data, train_rows, val_rows, imbalance=args.imbalance, seed=args.seed)
     run_dir = args.runs_dir / (args.name or time.strftime("%Y%m%d-%H%M%S"))

@@ -37,9 +37,9 @@ CLASS_MEANS = np.array([
     [0.034, 0.55, 0.060, -0.40, 0.065, 0.34, 0.00, 1.22, 1.00],
     [0.024, 0.42, 0.048, 0.06, 0.055, 0.32, 0.07, 1.04, 1.00],
 ])
-RELATIVE_SPREAD = np.array([0.16, 0.22, 0.15, 0.30, 0.18, 0.08, 0.35, 0.06, 0.10])
+RELATIVE_SPREAD = np.array([0.13, 0.18, 0.12, 0.24, 0.14, 0.06, 0.28, 0.05, 0.08])
 ABSOLUTE_SPREAD = np.array([0.0, 0.0, 0.0, 0.07, 0.0, 0.0, 0.02, 0.0, 0.0])
-AMBIGUOUS_SHARE = 0.03
+AMBIGUOUS_SHARE = 0.015
 
 
 def make_synthetic(

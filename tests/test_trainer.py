@@ -1,0 +1,82 @@
+import numpy as np
+import pytest
+import torch
+
+from ecgtune.data import holdout_split, make_synthetic, prepare_fold
+from ecgtune.errors import ConfigError
+from ecgtune.trainables import TrainConfig, train, train_family
+from ecgtune.trainables.trainer import training_loss
+
+SMALL = dict(widths=(16, 32), kernel_sizes=(7, 3), hidden=(32,))
+
+
+@pytest.fixture(scope="module")
+def fold():
+    beats = make_synthetic(1500, seed=2)
+    train_rows, val_rows = holdout_split(beats.labels, 0.3, seed=0)
+    return prepare_fold(beats, train_rows, val_rows)
+
+
+def test_training_learns_and_reports_every_epoch(fold):
+    reports = []
+    model, result = train_family("plain_cnn", fold, SMALL, TrainConfig(epochs=4, lr=3e-3), on_epoch=reports.append)
+    assert [r["epoch"] for r in reports] == [1, 2, 3, 4]
+    for key in ("abs_sum", "abs_sum_proba", "log_loss", "accuracy", "samples_per_s", "train_loss"):
+        assert all(np.isfinite(r[key]) for r in reports), key
+    majority = np.bincount(fold.val_labels).max() / len(fold.val_labels)
+    assert result.best_metrics["accuracy"] > majority + 0.1
+    assert reports[-1]["train_loss"] < reports[0]["train_loss"]
+
+
+def test_best_epoch_weights_and_probabilities_are_kept(fold):
+    model, result = train_family("dilated_cnn", fold, dict(widths=(16, 16), stem_width=8, hidden=(16,)),
+                                 TrainConfig(epochs=3))
+    best = min(result.history, key=lambda r: (r["abs_sum"], r["log_loss"]))
+    assert result.best_epoch == best["epoch"]
+    assert result.best_val_probs.shape == (len(fold.val_labels), 4)
+    np.testing.assert_allclose(result.best_val_probs.sum(axis=1), 1.0, atol=1e-5)
+    from ecgtune.trainables import predict_proba
+    again = predict_proba(model, torch.as_tensor(fold.val_signals))
+    np.testing.assert_allclose(again, result.best_val_probs, atol=1e-5)
+
+
+def test_same_seed_same_result(fold):
+    config = TrainConfig(epochs=1, seed=3)
+    _, first = train_family("plain_cnn", fold, SMALL, config)
+    _, second = train_family("plain_cnn", fold, SMALL, config)
+    np.testing.assert_array_equal(first.best_val_probs, second.best_val_probs)
+
+
+@pytest.mark.parametrize("loss, schedule", [("l1", "cosine"), ("cross_entropy", "cosine"), ("l1", "onecycle")])
+def test_losses_and_schedules_with_class_weights(fold, loss, schedule):
+    weighted = prepare_fold(make_synthetic(800, seed=9), *holdout_split(make_synthetic(800, seed=9).labels, 0.3),
+                            imbalance="class_weights")
+    _, result = train_family("plain_cnn", weighted, SMALL,
+                             TrainConfig(epochs=2, loss=loss, schedule=schedule, label_smoothing=0.1))
+    assert len(result.history) == 2 and not result.diverged
+
+
+def test_l1_loss_matches_the_write_up_definition():
+    logits = torch.tensor([[2.0, 0.0, 0.0, 0.0], [0.0, 0.0, 3.0, 0.0]])
+    targets = torch.tensor([0, 1])
+    eps = 0.1
+    probs = logits.softmax(dim=1)
+    smoothed = torch.tensor([[0.9, eps / 3, eps / 3, eps / 3], [eps / 3, 0.9, eps / 3, eps / 3]])
+    expected = (probs - smoothed).abs().sum(dim=1).mean()
+    assert torch.isclose(training_loss(logits, targets, 4, "l1", eps), expected)
+    weights = torch.tensor([1.0, 3.0, 1.0, 1.0])
+    per_row = (probs - smoothed).abs().sum(dim=1)
+    assert torch.isclose(training_loss(logits, targets, 4, "l1", eps, weights), (per_row[0] + 3 * per_row[1]) / 4)
+
+
+def test_a_diverging_run_stops_and_says_so(fold):
+    _, result = train_family("plain_cnn", fold, SMALL, TrainConfig(epochs=3, lr=1e12, max_grad_norm=0))
+    assert result.diverged
+    assert len(result.history) < 3
+
+
+def test_bad_settings_are_refused():
+    with pytest.raises(ConfigError, match="valid: onecycle, cosine"):
+        TrainConfig(schedule="step")
+    with pytest.raises(ConfigError, match="valid: cross_entropy, l1"):
+        TrainConfig(loss="mse")
