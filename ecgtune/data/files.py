@@ -209,7 +209,7 @@ def _require_columns(path: Path, columns: list[str]) -> None:
 def _read_wide_csv(content: pa.Buffer, n_fields: int, has_labels: bool):
     """The fast path: the quoted signal string read as separate float columns, or None if anything is off."""
     length = n_fields - 1 - int(has_labels)
-    if length < 2:
+    if length < 3:
         return None
     names = [ID] + [f"s{i}" for i in range(length)] + ([LABEL] if has_labels else [])
     types = {name: pa.float32() for name in names[2:length]}
@@ -225,8 +225,7 @@ def _read_wide_csv(content: pa.Buffer, n_fields: int, has_labels: bool):
         last = pc.cast(pc.utf8_rtrim(table.column(length), '"'), pa.float32())
     except (pa.ArrowException, OSError):
         return None
-    signal_columns = [first] + table.columns[2:length] + [last]
-    if any(column.null_count for column in signal_columns + table.columns[:1]):
+    if any(column.null_count for column in [first, last] + table.columns[:length + 1]):
         return None
     labels = None
     if has_labels:
@@ -234,8 +233,11 @@ def _read_wide_csv(content: pa.Buffer, n_fields: int, has_labels: bool):
             return None
         labels = table.column(LABEL).to_numpy()
     signals = np.empty((table.num_rows, length), dtype=np.float32)
-    for position, column in enumerate(signal_columns):
-        signals[:, position] = column.to_numpy()
+    signals[:, 0], signals[:, -1] = first.to_numpy(), last.to_numpy()
+    start = 0
+    for batch in table.select(names[2:length]).to_batches():
+        signals[start:start + batch.num_rows, 1:-1] = np.stack([column.to_numpy() for column in batch.columns], axis=1)
+        start += batch.num_rows
     return table.column(ID).to_numpy(), signals, labels
 
 
