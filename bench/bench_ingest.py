@@ -1,7 +1,9 @@
-"""Ingest benchmark: the write-up's parse vs ecgtune's (first load, parse without cache, cached load) on
-the same 100,000-row competition-format file, in one run.
+"""Ingest benchmark: the write-up's parse vs ecgtune's load on the same competition-format file, in one run.
 
-    python bench/bench_ingest.py [--file train.csv] [--rows 100000]
+Every measurement runs in a fresh Python process (as a user's command would), the methods interleaved
+round by round; the table reports medians.
+
+    python bench/bench_ingest.py [--file train.csv] [--rows 100000] [--rounds 5]
 """
 
 from __future__ import annotations
@@ -9,54 +11,83 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import shutil
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+HERE = Path(__file__).resolve().parent
+METHODS = {
+    "write-up": "write-up (pandas + per-row split)",
+    "no-cache": "ecgtune parse, cache off",
+    "first": "ecgtune first load (parse + cache)",
+    "cached": "ecgtune cached load",
+}
 
-from writeup_baseline import parse_like_the_write_up  # noqa: E402
 
-from ecgtune.data import load_dataset, make_synthetic, write_dataset  # noqa: E402
+def measure(method: str, path: Path) -> float:
+    """Seconds one load takes in this process (imports excluded)."""
+    sys.path.insert(0, str(HERE))
+    from writeup_baseline import parse_like_the_write_up
+
+    from ecgtune.data import load_dataset
+
+    started = time.perf_counter()
+    if method == "write-up":
+        parse_like_the_write_up(path)
+    else:
+        load_dataset(path, use_cache=method != "no-cache")
+    return time.perf_counter() - started
 
 
-def timed(function, repeats: int = 1) -> float:
-    durations = []
-    for _ in range(repeats):
-        started = time.perf_counter()
-        function()
-        durations.append(time.perf_counter() - started)
-    return statistics.median(durations)
+def in_fresh_process(method: str, path: Path, cache_dir: Path) -> float:
+    env = {**os.environ, "ECGTUNE_CACHE_DIR": str(cache_dir)}
+    output = subprocess.run([sys.executable, __file__, "--measure", method, "--file", str(path)],
+                            env=env, check=True, capture_output=True, text=True).stdout
+    return float(output.strip().splitlines()[-1])
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--file", type=Path, help="competition-format file (default: make one with make-data's generator)")
+    parser.add_argument("--file", type=Path, help="competition-format file (default: make one like make-data)")
     parser.add_argument("--rows", type=int, default=100_000)
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--measure", choices=METHODS, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.measure:
+        print(measure(args.measure, args.file))
+        return
+
     workdir = Path(tempfile.mkdtemp(prefix="ecgtune-bench-"))
     path = args.file
     if path is None:
+        from ecgtune.data import make_synthetic, write_dataset
+
         path = workdir / "train.csv"
         write_dataset(make_synthetic(args.rows, seed=0), path)
-    os.environ["ECGTUNE_CACHE_DIR"] = str(workdir / "cache")
+    time.sleep(1.5)  # let the file settle so the cache may record its fingerprint
+    warm_cache = workdir / "warm-cache"
+    in_fresh_process("first", path, warm_cache)
+    timings: dict[str, list[float]] = {method: [] for method in METHODS}
+    for round_number in range(args.rounds):
+        for method in METHODS:
+            cache_dir = warm_cache if method == "cached" else workdir / f"cold-{method}-{round_number}"
+            timings[method].append(in_fresh_process(method, path, cache_dir))
     size_mb = path.stat().st_size / 1e6
+    shutil.rmtree(workdir, ignore_errors=True)
 
-    write_up = timed(lambda: parse_like_the_write_up(path))
-    no_cache = timed(lambda: load_dataset(path, use_cache=False), repeats=3)
-    first = timed(lambda: load_dataset(path))
-    cached = timed(lambda: load_dataset(path), repeats=5)
-
-    print(f"file: {path} ({size_mb:.0f} MB); python {platform.python_version()}, {os.cpu_count()} cores")
-    print(f"{'method':<38}{'seconds':>10}{'vs write-up':>14}")
-    for name, seconds in [("write-up (pandas + per-row split)", write_up),
-                          ("ecgtune parse, no cache", no_cache),
-                          ("ecgtune first load (parse + cache)", first),
-                          ("ecgtune cached load", cached)]:
-        print(f"{name:<38}{seconds:>10.3f}{write_up / seconds:>13.1f}x")
-    print(f"cached load vs first load: {first / cached:.0f}x faster")
+    medians = {method: statistics.median(values) for method, values in timings.items()}
+    print(f"file: {path} ({size_mb:.0f} MB) | python {platform.python_version()}, "
+          f"{os.cpu_count()} cores | median of {args.rounds} fresh processes per method, interleaved")
+    print(f"{'method':<38}{'median s':>10}{'min s':>8}{'max s':>8}{'write-up / this':>17}")
+    for method, title in METHODS.items():
+        values = timings[method]
+        print(f"{title:<38}{medians[method]:>10.3f}{min(values):>8.3f}{max(values):>8.3f}"
+              f"{medians['write-up'] / medians[method]:>16.1f}x")
+    print(f"cached load vs first load: {medians['first'] / medians['cached']:.0f}x faster")
 
 
 if __name__ == "__main__":
