@@ -80,3 +80,27 @@ def test_bad_settings_are_refused():
         TrainConfig(schedule="step")
     with pytest.raises(ConfigError, match="valid: cross_entropy, l1"):
         TrainConfig(loss="mse")
+
+
+@pytest.mark.parametrize("schedule", ["onecycle", "cosine"])
+def test_a_run_resumed_from_a_saved_state_matches_an_uninterrupted_one(fold, tmp_path, schedule):
+    from ecgtune.models import create_model
+    from ecgtune.trainables import Trainer
+
+    config = TrainConfig(epochs=3, schedule=schedule)
+    settings = dict(SMALL, dropout=0.3)
+    torch.manual_seed(0)
+    straight = Trainer(create_model("plain_cnn", **settings), fold, config).fit()
+
+    torch.manual_seed(0)
+    first = Trainer(create_model("plain_cnn", **settings), fold, config)
+    first.run_epoch()
+    torch.save(first.state_dict(), tmp_path / "state.pt")
+    resumed = Trainer(create_model("plain_cnn", **settings), fold, config)
+    resumed.load_state_dict(torch.load(tmp_path / "state.pt", weights_only=True))
+    result = resumed.fit()
+
+    assert [r["abs_sum"] for r in result.history] == [r["abs_sum"] for r in straight.history]
+    np.testing.assert_allclose([r["train_loss"] for r in result.history],
+                               [r["train_loss"] for r in straight.history], rtol=1e-5)
+    np.testing.assert_allclose(result.best_val_probs, straight.best_val_probs, atol=1e-5)

@@ -107,6 +107,130 @@ def predict_proba(model: nn.Module, signals: torch.Tensor, batch_size: int = 409
     return torch.cat(chunks).cpu().numpy()
 
 
+class Trainer:
+    """Trains one model on one fold, epoch by epoch; its whole state can be saved after any epoch and
+    loaded into a fresh Trainer to resume (see `state_dict`)."""
+
+    def __init__(self, model: nn.Module, fold: Fold, config: TrainConfig = TrainConfig()):
+        self.config, self.fold = config, fold
+        self.device = resolve_device(config.device)
+        torch.manual_seed(config.seed)
+        self.generator = torch.Generator().manual_seed(config.seed)
+        self.model = model.to(self.device)
+        self.train_x = torch.as_tensor(fold.train_signals, dtype=torch.float32, device=self.device)
+        self.train_y = torch.as_tensor(fold.train_labels, dtype=torch.long, device=self.device)
+        self.val_x = torch.as_tensor(fold.val_signals, dtype=torch.float32, device=self.device)
+        self.class_weights = None
+        if fold.class_weights is not None:
+            self.class_weights = torch.as_tensor(fold.class_weights, dtype=torch.float32, device=self.device)
+        n_rows = len(self.train_x)
+        self.batch_starts = [start for start in range(0, n_rows, config.batch_size) if n_rows - start >= 2]
+        self.optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+        self.scheduler = _schedule(self.optimizer, config, total_steps=config.epochs * len(self.batch_starts))
+        self.epoch = 0
+        self.history: list[dict[str, float]] = []
+        self.best_key: tuple[float, float] | None = None
+        self.best_epoch = 0
+        self.best_state: dict[str, torch.Tensor] | None = None
+        self.best_probs: np.ndarray | None = None
+        self.diverged = False
+        self.elapsed = 0.0
+
+    @property
+    def finished(self) -> bool:
+        return self.diverged or self.epoch >= self.config.epochs
+
+    def run_epoch(self) -> dict[str, float] | None:
+        """Trains one epoch and validates; returns the epoch's report, or None if the loss diverged."""
+        started = time.perf_counter()
+        self.model.train()
+        order = torch.randperm(len(self.train_x), generator=self.generator).to(self.device)
+        loss_sum = torch.zeros((), device=self.device)
+        for start in self.batch_starts:
+            rows = order[start:start + self.config.batch_size]
+            loss = training_loss(self.model(self.train_x[rows]), self.train_y[rows], self.fold.n_classes,
+                                 self.config.loss, self.config.label_smoothing, self.class_weights)
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            if self.config.max_grad_norm > 0:
+                nn.utils.clip_grad_norm_(self.model.parameters(), self.config.max_grad_norm)
+            self.optimizer.step()
+            self.scheduler.step()
+            loss_sum += loss.detach()
+        train_loss = float(loss_sum) / max(1, len(self.batch_starts))
+        train_seconds = time.perf_counter() - started
+        probs = predict_proba(self.model, self.val_x, self.config.eval_batch_size)
+        self.epoch += 1
+        self.elapsed += time.perf_counter() - started
+        if not math.isfinite(train_loss) or not np.isfinite(probs).all():
+            self.diverged = True
+            return None
+        report = {"epoch": self.epoch, "train_loss": train_loss,
+                  **metrics.classification_report(probs, self.fold.val_labels),
+                  "samples_per_s": len(self.train_x) / train_seconds, "seconds": self.elapsed,
+                  "lr": self.scheduler.get_last_lr()[0]}
+        self.history.append(report)
+        key = (report["abs_sum"], report["log_loss"])
+        if self.best_key is None or key < self.best_key:
+            self.best_key, self.best_epoch, self.best_probs = key, self.epoch, probs
+            self.best_state = _state_on_cpu(self.model)
+        return report
+
+    def fit(self, on_epoch: Callable[[dict[str, float]], None] | None = None) -> TrainResult:
+        """Runs the remaining epochs, calling `on_epoch` with each report; stops early on divergence."""
+        while not self.finished:
+            report = self.run_epoch()
+            if report is not None and on_epoch is not None:
+                on_epoch(report)
+        return self.result()
+
+    def result(self) -> TrainResult:
+        """The run so far: history and best epoch (uniform probabilities if no epoch finished cleanly)."""
+        best_probs = self.best_probs
+        if best_probs is None:
+            best_probs = np.full((len(self.val_x), self.fold.n_classes), 1.0 / self.fold.n_classes, np.float32)
+        return TrainResult(
+            history=list(self.history),
+            best_epoch=self.best_epoch,
+            best_metrics=self.history[self.best_epoch - 1] if self.best_epoch else {},
+            best_state=self.best_state if self.best_state is not None else _state_on_cpu(self.model),
+            best_val_probs=best_probs,
+            diverged=self.diverged,
+            seconds=self.elapsed,
+            config=asdict(self.config),
+        )
+
+    def state_dict(self) -> dict:
+        """Everything needed to resume: tensors, numbers, strings and lists only, so that it loads
+        with `torch.load(..., weights_only=True)`."""
+        state = {
+            "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(), "generator": self.generator.get_state(),
+            "torch_rng": torch.get_rng_state(), "epoch": self.epoch, "history": self.history,
+            "best_key": list(self.best_key) if self.best_key else None, "best_epoch": self.best_epoch,
+            "best_state": self.best_state, "diverged": self.diverged, "elapsed": self.elapsed,
+            "best_probs": None if self.best_probs is None else torch.from_numpy(self.best_probs),
+        }
+        if self.device.type == "cuda":
+            state["cuda_rng"] = torch.cuda.get_rng_state(self.device)
+        return state
+
+    def load_state_dict(self, state: dict) -> None:
+        """Restores a state saved by `state_dict` (from a Trainer with the same model, fold and config)."""
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        self.generator.set_state(state["generator"])
+        torch.set_rng_state(state["torch_rng"])
+        if self.device.type == "cuda" and "cuda_rng" in state:
+            torch.cuda.set_rng_state(state["cuda_rng"], self.device)
+        self.epoch, self.history = state["epoch"], list(state["history"])
+        self.best_key = tuple(state["best_key"]) if state["best_key"] else None
+        self.best_epoch, self.best_state = state["best_epoch"], state["best_state"]
+        self.diverged, self.elapsed = state["diverged"], state["elapsed"]
+        self.best_probs = None if state["best_probs"] is None else state["best_probs"].numpy()
+
+
 def train(
     model: nn.Module,
     fold: Fold,
@@ -124,76 +248,7 @@ def train(
 
     A loss that turns NaN or infinite stops training; the result is then marked `diverged`.
     """
-    device = resolve_device(config.device)
-    torch.manual_seed(config.seed)
-    generator = torch.Generator().manual_seed(config.seed)
-    model = model.to(device)
-    train_x = torch.as_tensor(fold.train_signals, dtype=torch.float32, device=device)
-    train_y = torch.as_tensor(fold.train_labels, dtype=torch.long, device=device)
-    val_x = torch.as_tensor(fold.val_signals, dtype=torch.float32, device=device)
-    class_weights = None
-    if fold.class_weights is not None:
-        class_weights = torch.as_tensor(fold.class_weights, dtype=torch.float32, device=device)
-
-    n_rows = len(train_x)
-    batch_starts = [start for start in range(0, n_rows, config.batch_size) if n_rows - start >= 2]
-    optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
-    scheduler = _schedule(optimizer, config, total_steps=config.epochs * len(batch_starts))
-
-    history: list[dict[str, float]] = []
-    best: tuple[float, float] | None = None
-    best_state, best_probs, best_epoch = None, None, 0
-    diverged = False
-    started = time.perf_counter()
-    for epoch in range(1, config.epochs + 1):
-        epoch_started = time.perf_counter()
-        model.train()
-        order = torch.randperm(n_rows, generator=generator).to(device)
-        loss_sum = torch.zeros((), device=device)
-        for start in batch_starts:
-            rows = order[start:start + config.batch_size]
-            loss = training_loss(model(train_x[rows]), train_y[rows], fold.n_classes, config.loss,
-                                 config.label_smoothing, class_weights)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            if config.max_grad_norm > 0:
-                nn.utils.clip_grad_norm_(model.parameters(), config.max_grad_norm)
-            optimizer.step()
-            scheduler.step()
-            loss_sum += loss.detach()
-        train_loss = float(loss_sum) / max(1, len(batch_starts))
-        train_seconds = time.perf_counter() - epoch_started
-        if not math.isfinite(train_loss):
-            diverged = True
-            break
-        probs = predict_proba(model, val_x, config.eval_batch_size)
-        if not np.isfinite(probs).all():
-            diverged = True
-            break
-        report = {"epoch": epoch, "train_loss": train_loss, **metrics.classification_report(probs, fold.val_labels),
-                  "samples_per_s": n_rows / train_seconds, "seconds": time.perf_counter() - started,
-                  "lr": scheduler.get_last_lr()[0]}
-        history.append(report)
-        key = (report["abs_sum"], report["log_loss"])
-        if best is None or key < best:
-            best, best_epoch, best_probs = key, epoch, probs
-            best_state = _state_on_cpu(model)
-        if on_epoch is not None:
-            on_epoch(report)
-
-    if best_state is None:
-        best_state = _state_on_cpu(model)
-        best_probs = np.full((len(val_x), fold.n_classes), 1.0 / fold.n_classes, dtype=np.float32)
-    return TrainResult(
-        history=history,
-        best_epoch=best_epoch,
-        best_metrics=history[best_epoch - 1] if best_epoch else {},
-        best_state=best_state,
-        best_val_probs=best_probs,
-        diverged=diverged,
-        seconds=time.perf_counter() - started,
-        config=asdict(config),
-    )
+    return Trainer(model, fold, config).fit(on_epoch)
 
 
 def _state_on_cpu(model: nn.Module) -> dict[str, torch.Tensor]:

@@ -1,0 +1,67 @@
+"""Search spaces: one define-by-run function per registered family plus the shared part.
+
+`define_search_space(trial, families, budget)` is what Optuna samples: first the family, then the
+shared settings, then that family's own. Conditional parameters live here; no computation does.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from functools import partial
+
+from ecgtune.models import get_family, list_models
+from ecgtune.search_spaces import families
+from ecgtune.search_spaces.shared import EpochBudget, shared
+from ecgtune.trainables.trainer import TrainConfig
+
+SEARCH_SPACES = {name: getattr(families, name) for name in list_models()}
+
+
+def define_search_space(trial, families_to_search: Sequence[str], budget: EpochBudget) -> None:
+    """The whole space: the family (categorical), the shared part, then the family's own part."""
+    family = trial.suggest_categorical("family", list(families_to_search))
+    shared(trial, budget)
+    SEARCH_SPACES[family](trial)
+
+
+def search_space(families_to_search: Sequence[str], budget: EpochBudget = EpochBudget()):
+    """`define_search_space` bound to the families and budget: the callable Ray's OptunaSearch takes."""
+    return partial(define_search_space, families_to_search=list(families_to_search), budget=budget)
+
+
+def default_point(family: str, budget: EpochBudget = EpochBudget()) -> dict:
+    """Flat parameters that reproduce the family's default model and training configuration."""
+    config = get_family(family).config()
+    point = {"family": family, "model/dropout": config.dropout, "data/imbalance": "none"}
+    train = TrainConfig()
+    point.update({f"train/{key}": getattr(train, key)
+                  for key in ("lr", "weight_decay", "batch_size", "label_smoothing", "loss", "schedule")})
+    point["train/epochs"] = budget.max_epochs
+    for field in dataclasses.fields(config):
+        value = getattr(config, field.name)
+        if isinstance(value, tuple):
+            point[f"{family}/{field.name}.len"] = len(value)
+            point.update({f"{family}/{field.name}.{index}": item for index, item in enumerate(value)})
+        elif field.name != "dropout":
+            point[f"{family}/{field.name}"] = value
+    return point
+
+
+def model_kwargs(family_params: dict, dropout: float | None = None) -> dict:
+    """A family's sampled parameters (nested under its name) as `create_model` keyword arguments:
+    `widths.0`, `widths.1` become `widths=(..., ...)`; `.len` entries only sized them."""
+    kwargs, per_layer = {}, {}
+    for key, value in family_params.items():
+        field, _, index = key.partition(".")
+        if not index:
+            kwargs[field] = value
+        elif index != "len":
+            per_layer.setdefault(field, {})[int(index)] = value
+    kwargs.update({field: tuple(values[i] for i in sorted(values)) for field, values in per_layer.items()})
+    if dropout is not None:
+        kwargs["dropout"] = dropout
+    return kwargs
+
+
+__all__ = ["EpochBudget", "SEARCH_SPACES", "default_point", "define_search_space", "model_kwargs", "search_space"]

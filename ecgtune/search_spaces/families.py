@@ -1,0 +1,82 @@
+"""One define-by-run search space per architecture family, named as in the model registry.
+
+Parameters are named `<family>/<config field>`. A per-layer field is sampled entry by entry as
+`<field>.0`, `<field>.1`, ... with its length as `<field>.len` (fields of the same layers share it).
+Only suggestions live here; `ecgtune.search_spaces.model_kwargs` turns them into a model config.
+"""
+
+from __future__ import annotations
+
+KERNELS = [3, 5, 7, 9, 11]
+
+
+def _per_layer(trial, name: str, length: int, **choices: list) -> None:
+    for field, options in choices.items():
+        for index in range(length):
+            trial.suggest_categorical(f"{name}/{field}.{index}", options)
+
+
+def dilated_cnn(trial) -> None:
+    name = "dilated_cnn"
+    trial.suggest_categorical(f"{name}/stem_width", [32, 64, 96])
+    trial.suggest_categorical(f"{name}/stem_kernel", [7, 11, 15])
+    depth = trial.suggest_int(f"{name}/widths.len", 1, 3)
+    _per_layer(trial, name, depth, widths=[64, 128, 256], kernel_sizes=[3, 6, 11], strides=[2, 3, 5])
+    trial.suggest_categorical(f"{name}/dilated_kernel", [5, 7, 11])
+    trial.suggest_int(f"{name}/dilation", 1, 4)
+    trial.suggest_categorical(f"{name}/pool_size", [2, 4, 8])
+
+
+def multiscale_cnn(trial) -> None:
+    name = "multiscale_cnn"
+    branches = trial.suggest_int(f"{name}/branch_kernels.len", 2, 4)
+    _per_layer(trial, name, branches, branch_kernels=[3, 7, 11, 17, 25])
+    trial.suggest_categorical(f"{name}/branch_width", [16, 32, 64])
+    depth = trial.suggest_int(f"{name}/widths.len", 1, 3)
+    _per_layer(trial, name, depth, widths=[32, 64, 128], kernel_sizes=[3, 5, 7, 11])
+    trial.suggest_int(f"{name}/dilation", 1, 3)
+    trial.suggest_categorical(f"{name}/pool_size", [2, 4, 8])
+
+
+def plain_cnn(trial) -> None:
+    name = "plain_cnn"
+    depth = trial.suggest_int(f"{name}/widths.len", 2, 6)
+    _per_layer(trial, name, depth, widths=[16, 32, 64, 128, 256], kernel_sizes=KERNELS)
+    trial.suggest_int(f"{name}/dilation", 1, 3)
+    trial.suggest_categorical(f"{name}/pool_factor", [2, 4])
+    trial.suggest_categorical(f"{name}/pool_size", [2, 4, 8])
+
+
+def cnn_lstm(trial) -> None:
+    name = "cnn_lstm"
+    depth = trial.suggest_int(f"{name}/widths.len", 2, 4)
+    _per_layer(trial, name, depth, widths=[32, 64, 128, 256], kernel_sizes=KERNELS)
+    trial.suggest_int(f"{name}/dilation", 1, 3)
+    trial.suggest_categorical(f"{name}/pool_factor", [2, 4])
+    trial.suggest_categorical(f"{name}/lstm_hidden", [32, 64, 128])
+    trial.suggest_int(f"{name}/lstm_layers", 1, 2)
+    trial.suggest_categorical(f"{name}/bidirectional", [True, False])
+
+
+def vgg_cnn(trial) -> None:
+    name = "vgg_cnn"
+    convolutions = trial.suggest_int(f"{name}/widths.len", 4, 8, step=2)
+    _per_layer(trial, name, convolutions, widths=[16, 32, 64, 128, 256, 512])
+    trial.suggest_categorical(f"{name}/kernel_size", [3, 5, 7])
+    trial.suggest_int(f"{name}/dilation", 1, 2)
+    trial.suggest_categorical(f"{name}/pool_size", [2, 4, 8])
+    head_depth = trial.suggest_int(f"{name}/hidden.len", 1, 3)
+    _per_layer(trial, name, head_depth, hidden=[64, 256, 1024])
+
+
+def resnet1d(trial) -> None:
+    name = "resnet1d"
+    trial.suggest_categorical(f"{name}/stem_width", [32, 64])
+    trial.suggest_categorical(f"{name}/stem_kernel", [7, 11, 15])
+    stages = trial.suggest_int(f"{name}/blocks.len", 1, 3)
+    _per_layer(trial, name, stages, blocks=[1, 2, 3])
+    trial.suggest_categorical(f"{name}/width", [64, 128, 256])
+    trial.suggest_categorical(f"{name}/bottleneck_width", [16, 32, 64])
+    trial.suggest_categorical(f"{name}/kernel_size", [3, 5, 7])
+    trial.suggest_int(f"{name}/dilation", 1, 3)
+    trial.suggest_categorical(f"{name}/pool_size", [2, 4])

@@ -1,0 +1,35 @@
+"""The part of the search space every family shares: optimisation, regularisation, loss, imbalance."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+LEARNING_RATE = (3e-4, 1e-2)
+WEIGHT_DECAY = (1e-5, 1e-1)
+BATCH_SIZES = [128, 256, 512]
+DROPOUT = (0.0, 0.5)
+LABEL_SMOOTHING = (0.0, 0.2)
+LOSSES = ["cross_entropy", "l1"]
+SCHEDULES = ["onecycle", "cosine"]
+IMBALANCE = ["none", "smote", "class_weights"]
+
+
+@dataclass(frozen=True)
+class EpochBudget:
+    """Epochs a trial may be given; ASHA stops weak trials before their budget runs out."""
+
+    min_epochs: int = 4
+    max_epochs: int = 12
+
+
+def shared(trial, budget: EpochBudget) -> None:
+    """Suggests the settings every family shares (names under `train/`, `model/` and `data/`)."""
+    trial.suggest_float("train/lr", *LEARNING_RATE, log=True)
+    trial.suggest_float("train/weight_decay", *WEIGHT_DECAY, log=True)
+    trial.suggest_categorical("train/batch_size", BATCH_SIZES)
+    trial.suggest_int("train/epochs", budget.min_epochs, budget.max_epochs)
+    trial.suggest_float("train/label_smoothing", *LABEL_SMOOTHING)
+    trial.suggest_categorical("train/loss", LOSSES)
+    trial.suggest_categorical("train/schedule", SCHEDULES)
+    trial.suggest_float("model/dropout", *DROPOUT)
+    trial.suggest_categorical("data/imbalance", IMBALANCE)
