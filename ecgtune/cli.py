@@ -13,8 +13,10 @@ from pathlib import Path
 
 from ecgtune.errors import DataWarning, EcgtuneError
 
-DEFAULT_ROWS = 20_000
-SMOKE_ROWS, SMOKE_EPOCHS = 2000, 1
+DEFAULT_ROWS = 10_000
+DEFAULT_TIME_BUDGET_MINUTES = 8.0
+DEFAULT_GPUS_PER_TRIAL = 0.25
+SMOKE_ROWS, SMOKE_SAMPLES = 1500, 6
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -22,9 +24,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ecgtune", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     add_search_arguments(commands.add_parser(
-        "search", help="train every chosen family and rank them on validation abs-sum",
-        description="Train each chosen architecture family with default hyper-parameters, print a "
-                    "leaderboard and write runs/NAME/leaderboard.csv."))
+        "search", help="search hyper-parameters of the chosen families with Ray Tune",
+        description="Search the chosen architecture families with Ray Tune (Optuna's TPE and ASHA by default), "
+                    "print a leaderboard and write runs/NAME/leaderboard.csv."))
 
     make_data = commands.add_parser(
         "make-data", help="write synthetic beats in the competition format",
@@ -48,37 +50,57 @@ def build_parser() -> argparse.ArgumentParser:
 
 def add_search_arguments(parser: argparse.ArgumentParser) -> None:
     """Flags of `search` (also those of `python search.py`)."""
-    from ecgtune.data import IMBALANCE_METHODS
-    from ecgtune.trainables.trainer import LOSSES, SCHEDULES, TrainConfig
+    from ecgtune.search_spaces import EpochBudget
+    from ecgtune.trainables.tune_search import SCHEDULERS, SEARCHERS, SearchSettings
 
-    defaults = TrainConfig()
-    parser.add_argument("--arch", default="all",
-                        help="'all' or a comma list of families or aliases (net1..net6); default all")
-    parser.add_argument("--data", type=Path,
-                        help="labelled training file (CSV, CSV.gz, Parquet); default: embedded synthetic beats")
-    parser.add_argument("--rows", type=_positive_int,
-                        help=f"rows of the embedded synthetic data when --data is not given (default {DEFAULT_ROWS})")
-    parser.add_argument("--val-fraction", type=_fraction, default=0.2, help="stratified validation share (default 0.2)")
-    parser.add_argument("--imbalance", choices=IMBALANCE_METHODS, default="none",
-                        help="class-imbalance handling of the training fold (default none)")
-    parser.add_argument("--epochs", type=_positive_int, default=5, help="epochs per family (default 5)")
-    parser.add_argument("--batch-size", type=_positive_int, default=defaults.batch_size,
-                        help=f"default {defaults.batch_size}")
-    parser.add_argument("--lr", type=float, default=defaults.lr, help=f"peak learning rate (default {defaults.lr})")
-    parser.add_argument("--weight-decay", type=float, default=defaults.weight_decay,
-                        help=f"AdamW weight decay (default {defaults.weight_decay})")
-    parser.add_argument("--schedule", choices=SCHEDULES, default=defaults.schedule,
-                        help=f"learning-rate schedule (default {defaults.schedule})")
-    parser.add_argument("--loss", choices=LOSSES, default=defaults.loss, help=f"default {defaults.loss}")
-    parser.add_argument("--label-smoothing", type=float, default=defaults.label_smoothing,
-                        help=f"epsilon (default {defaults.label_smoothing})")
-    parser.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda, cuda:1, ...")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the split, initialisation and batches")
-    parser.add_argument("--name", help="run name (default: the start time, e.g. 20261124-013000)")
-    parser.add_argument("--runs-dir", type=Path, default=Path("runs"), help="where runs are written (default runs)")
-    parser.add_argument("--no-cache", action="store_true", help="neither read nor write the parse cache")
-    parser.add_argument("--smoke", action="store_true",
-                        help=f"a quick check: {SMOKE_ROWS} synthetic rows (unless --data or --rows), {SMOKE_EPOCHS} epoch")
+    defaults, budget = SearchSettings(families=(), name="", storage=""), EpochBudget()
+    what = parser.add_argument_group("what to search")
+    what.add_argument("--arch", default="all",
+                      help="'all' or a comma list of families or aliases (net1..net6); default all")
+    what.add_argument("--data", type=Path,
+                      help="labelled training file (CSV, CSV.gz, Parquet); default: embedded synthetic beats")
+    what.add_argument("--rows", type=_positive_int,
+                      help=f"rows of the embedded synthetic data when --data is not given (default {DEFAULT_ROWS})")
+    what.add_argument("--val-fraction", type=_fraction, default=0.2, help="stratified validation share (default 0.2)")
+    what.add_argument("--seed", type=int, default=0, help="seed of the split, the sampler and the trials (default 0)")
+
+    how = parser.add_argument_group("how to search")
+    how.add_argument("--num-samples", type=_positive_int, default=defaults.num_samples,
+                     help=f"trials in total, all families together (default {defaults.num_samples})")
+    how.add_argument("--time-budget", type=float, metavar="MINUTES", default=DEFAULT_TIME_BUDGET_MINUTES,
+                     help=f"stop the search after this many minutes (default {DEFAULT_TIME_BUDGET_MINUTES:g}; 0: none)")
+    how.add_argument("--searcher", choices=SEARCHERS, default=defaults.searcher,
+                     help="optuna: multivariate TPE, every family's defaults first; random: random sampling")
+    how.add_argument("--scheduler", choices=SCHEDULERS, default=defaults.scheduler,
+                     help="asha: stop weak trials early; fifo: every trial runs its epochs (default asha)")
+    how.add_argument("--grace-period", type=_positive_int, default=defaults.grace_period,
+                     help=f"ASHA: epochs before a trial can be stopped (default {defaults.grace_period})")
+    how.add_argument("--reduction-factor", type=_positive_int, default=defaults.reduction_factor,
+                     help=f"ASHA: keep 1/N of the trials at each rung (default {defaults.reduction_factor})")
+    how.add_argument("--min-epochs", type=_positive_int, default=budget.min_epochs,
+                     help=f"smallest epoch budget a trial may sample (default {budget.min_epochs})")
+    how.add_argument("--max-epochs", type=_positive_int, default=budget.max_epochs,
+                     help=f"largest epoch budget a trial may sample (default {budget.max_epochs})")
+
+    where = parser.add_argument_group("where it runs")
+    where.add_argument("--address", help="Ray cluster to join: auto, or ray://HOST:10001 (default: start Ray here)")
+    where.add_argument("--cpus-per-trial", type=float, default=defaults.cpus_per_trial,
+                       help=f"default {defaults.cpus_per_trial:g}")
+    where.add_argument("--gpus-per-trial", type=float,
+                       help=f"fraction of a GPU per trial (default {DEFAULT_GPUS_PER_TRIAL} when GPUs are present, else 0)")
+    where.add_argument("--max-concurrent", type=_positive_int, help="at most this many trials at once (default: as resources allow)")
+    where.add_argument("--max-failures", type=int, default=defaults.max_failures,
+                       help=f"retries of a failed trial, each from its last checkpoint (default {defaults.max_failures})")
+    where.add_argument("--name", help="experiment name (default: the start time, e.g. 20261124-013000)")
+    where.add_argument("--runs-dir", type=Path, default=Path("runs"),
+                       help="local outputs: RUNS_DIR/NAME/leaderboard.csv and search.json (default runs)")
+    where.add_argument("--storage", help="Ray storage for trials and checkpoints: a folder, NFS or s3://... "
+                                         "(default: RUNS_DIR, so everything lands in RUNS_DIR/NAME)")
+    where.add_argument("--resume", action="store_true",
+                       help="continue the interrupted experiment --name with its saved settings")
+    where.add_argument("--no-cache", action="store_true", help="neither read nor write the parse cache")
+    where.add_argument("--smoke", action="store_true",
+                       help=f"a quick check: {SMOKE_ROWS} synthetic rows, {SMOKE_SAMPLES} trials of 1-2 epochs")
 
 
 def _positive_int(text: str) -> int:
@@ -131,55 +153,55 @@ def parse_families(arch: str) -> list[str]:
 
 
 def run_search(args: argparse.Namespace) -> int:
-    """Trains each chosen family once with default hyper-parameters and writes the leaderboard."""
-    from tqdm.auto import tqdm
+    """Runs (or resumes) the Ray Tune search and writes the leaderboard."""
+    from ecgtune import experiment
+    from ecgtune.report import format_table, leaderboard_tables, rank_rows, write_csv
 
-    from ecgtune.data import holdout_split, load_dataset, make_synthetic, prepare_fold
-    from ecgtune.report import LEADERBOARD_COLUMNS, format_table, rank_rows, write_csv
-    from ecgtune.trainables import TrainConfig, resolve_device, train_family
-
-    families = parse_families(args.arch)
-    config = TrainConfig(
-        epochs=SMOKE_EPOCHS if args.smoke else args.epochs, batch_size=args.batch_size, lr=args.lr,
-        weight_decay=args.weight_decay, schedule=args.schedule, loss=args.loss,
-        label_smoothing=args.label_smoothing, seed=args.seed, device=args.device,
-    )
-    if args.data is not None:
-        data = load_dataset(args.data, require_labels=True, use_cache=not args.no_cache)
-    else:
-        data = make_synthetic(args.rows or (SMOKE_ROWS if args.smoke else DEFAULT_ROWS), seed=args.seed)
-    train_rows, val_rows = holdout_split(data.labels, args.val_fraction, seed=args.seed)
-    fold = prepare_fold(data, train_rows, val_rows, imbalance=args.imbalance, seed=args.seed)
     run_dir = args.runs_dir / (args.name or time.strftime("%Y%m%d-%H%M%S"))
+    if args.resume:
+        if not args.name:
+            raise EcgtuneError("--resume needs the --name of the experiment to continue")
+        plan = experiment.load_plan(run_dir)
+    else:
+        plan = experiment.plan_from_arguments(args, parse_families(args.arch), args.smoke,
+                                              DEFAULT_ROWS, SMOKE_ROWS, SMOKE_SAMPLES)
+        experiment.refuse_to_overwrite(run_dir)
+    data = experiment.load_data(plan, use_cache=not args.no_cache)
+    train_rows, val_rows = experiment.split(plan, data)
+    experiment.save_plan(run_dir, plan, data, val_rows)
     print(f"data: {data.source}: {len(data)} rows x {data.signal_length} samples, {data.n_classes} classes "
-          f"(train {len(fold.train_labels)}, validation {len(fold.val_labels)}); device: {resolve_device(args.device)}",
-          file=sys.stderr)
+          f"(train {len(train_rows)}, validation {len(val_rows)})", file=sys.stderr)
 
-    rows = []
-    try:
-        for family in families:
-            with tqdm(total=config.epochs, desc=f"{family:>14}", unit="epoch", file=sys.stderr) as bar:
-                def show(report, bar=bar):
-                    bar.set_postfix(abs_sum=f"{report['abs_sum']:.0f}", acc=f"{report['accuracy']:.4f}")
-                    bar.update(1)
+    from ecgtune.trainables import tune_search
 
-                model, result = train_family(family, fold, config=config, on_epoch=show)
-            if result.diverged and not result.history:
-                print(f"warning: {family} diverged in its first epoch; left out", file=sys.stderr)
-                continue
-            best = result.best_metrics
-            rows.append({
-                "family": family, "val_abs_sum": best["abs_sum"], "val_abs_sum_proba": best["abs_sum_proba"],
-                "val_accuracy": best["accuracy"], "val_log_loss": best["log_loss"], "best_epoch": result.best_epoch,
-                "parameters": sum(p.numel() for p in model.parameters()), "seconds": result.seconds,
-            })
-    finally:
-        if rows:
-            ranked = rank_rows(rows)
-            write_csv(ranked, run_dir / "leaderboard.csv", [key for key, _, _ in LEADERBOARD_COLUMNS])
-            print(format_table(ranked))
-            print(f"leaderboard: {run_dir / 'leaderboard.csv'}")
+    tune_search.start_ray(args.address)
+    settings = search_settings(plan, args, run_dir)
+    results = tune_search.run(settings, data, train_rows, val_rows, resume=args.resume)
+    rows = rank_rows(tune_search.trial_rows(results))
+    if not rows:
+        raise EcgtuneError(f"no trial reported a result; see {settings.experiment_path}")
+    write_csv(rows, run_dir / "leaderboard.csv")
+    for title, table in leaderboard_tables(rows):
+        print(f"\n{title}\n{format_table(table)}")
+    print(f"\nleaderboard: {run_dir / 'leaderboard.csv'}; trials and checkpoints: {settings.experiment_path}")
     return 0
+
+
+def search_settings(plan, args: argparse.Namespace, run_dir: Path):
+    """The plan plus this invocation's resources (which may change between a run and its resume)."""
+    from ecgtune.search_spaces import EpochBudget
+    from ecgtune.trainables import tune_search
+
+    gpus = args.gpus_per_trial
+    if gpus is None:
+        gpus = DEFAULT_GPUS_PER_TRIAL if tune_search.cluster_gpus() > 0 else 0.0
+    return tune_search.SearchSettings(
+        families=plan.families, name=run_dir.name, storage=args.storage or str(run_dir.parent.resolve()),
+        num_samples=plan.num_samples, time_budget_s=plan.time_budget_s, searcher=plan.searcher,
+        scheduler=plan.scheduler, grace_period=plan.grace_period, reduction_factor=plan.reduction_factor,
+        budget=EpochBudget(plan.min_epochs, plan.max_epochs), cpus_per_trial=args.cpus_per_trial,
+        gpus_per_trial=gpus, max_concurrent=args.max_concurrent, max_failures=args.max_failures, seed=plan.seed,
+    )
 
 
 def run_make_data(args: argparse.Namespace) -> int:

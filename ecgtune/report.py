@@ -12,14 +12,17 @@ from pathlib import Path
 LEADERBOARD_COLUMNS = (
     ("rank", "rank", "{}"),
     ("family", "family", "{}"),
+    ("trial_id", "trial", "{}"),
     ("val_abs_sum", "val abs-sum", "{:.1f}"),
     ("val_abs_sum_proba", "abs-sum (proba)", "{:.1f}"),
     ("val_accuracy", "accuracy", "{:.4f}"),
     ("val_log_loss", "log-loss", "{:.4f}"),
     ("best_epoch", "best epoch", "{}"),
-    ("parameters", "parameters", "{:,}"),
+    ("epochs_run", "epochs run", "{}"),
     ("seconds", "seconds", "{:.1f}"),
+    ("status", "status", "{}"),
 )
+TOP_TRIALS = 10
 
 
 def rank_rows(rows: Sequence[dict]) -> list[dict]:
@@ -28,12 +31,21 @@ def rank_rows(rows: Sequence[dict]) -> list[dict]:
     return [{**row, "rank": rank} for rank, row in enumerate(ordered, start=1)]
 
 
+def leaderboard_tables(ranked: Sequence[dict]) -> list[tuple[str, list[dict]]]:
+    """The tables printed after a search: the best trial of each family, and the best trials overall."""
+    best_per_family = {}
+    for row in ranked:
+        best_per_family.setdefault(row["family"], row)
+    return [("Best per family", list(best_per_family.values())),
+            (f"Best trials overall (top {min(TOP_TRIALS, len(ranked))} of {len(ranked)})", list(ranked[:TOP_TRIALS]))]
+
+
 def format_table(rows: Sequence[dict], columns=LEADERBOARD_COLUMNS) -> str:
     """Aligned plain-text table: text left-aligned, numbers right-aligned."""
     header = [title for _, title, _ in columns]
     cells = [[fmt.format(row[key]) for key, _, fmt in columns] for row in rows]
     widths = [max(len(text) for text in column) for column in zip(header, *cells)]
-    numeric = [fmt != "{}" or key in ("rank", "best_epoch") for key, _, fmt in columns]
+    numeric = [fmt != "{}" or key in ("rank", "best_epoch", "epochs_run") for key, _, fmt in columns]
 
     def line(values):
         return "  ".join(v.rjust(w) if right else v.ljust(w) for v, w, right in zip(values, widths, numeric)).rstrip()
@@ -42,10 +54,12 @@ def format_table(rows: Sequence[dict], columns=LEADERBOARD_COLUMNS) -> str:
     return "\n".join([line(header), rule, *(line(values) for values in cells)])
 
 
-def write_csv(rows: Sequence[dict], path: Path, columns: Sequence[str]) -> None:
-    """Writes rows to a CSV that appears whole or not at all."""
+def write_csv(rows: Sequence[dict], path: Path) -> None:
+    """Writes leaderboard rows (every key of the first row) to a CSV that appears whole or not at all."""
     buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=list(columns), extrasaction="ignore", lineterminator="\n")
+    leading = [key for key, _, _ in LEADERBOARD_COLUMNS]
+    columns = leading + [key for key in rows[0] if key not in leading]
+    writer = csv.DictWriter(buffer, fieldnames=columns, extrasaction="ignore", lineterminator="\n")
     writer.writeheader()
     writer.writerows(rows)
     path.parent.mkdir(parents=True, exist_ok=True)

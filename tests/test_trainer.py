@@ -104,3 +104,12 @@ def test_a_run_resumed_from_a_saved_state_matches_an_uninterrupted_one(fold, tmp
     np.testing.assert_allclose([r["train_loss"] for r in result.history],
                                [r["train_loss"] for r in straight.history], rtol=1e-5)
     np.testing.assert_allclose(result.best_val_probs, straight.best_val_probs, atol=1e-5)
+
+
+@pytest.mark.parametrize("rows", [3, 9, 40])
+@pytest.mark.parametrize("schedule", ["onecycle", "cosine"])
+def test_very_short_runs_schedule_without_error(rows, schedule):
+    beats = make_synthetic(200, seed=1)
+    fold = prepare_fold(beats, np.arange(rows), np.arange(150, 200))
+    _, result = train_family("plain_cnn", fold, SMALL, TrainConfig(epochs=1, batch_size=8, schedule=schedule))
+    assert len(result.history) == 1

@@ -85,10 +85,9 @@ def training_loss(logits, targets, n_classes, loss, label_smoothing, class_weigh
 
 
 def _schedule(optimizer, config: TrainConfig, total_steps: int):
-    if config.schedule == "onecycle":
-        return torch.optim.lr_scheduler.OneCycleLR(
-            optimizer, max_lr=config.lr, total_steps=total_steps, pct_start=max(config.warmup_fraction, 1e-3)
-        )
+    if config.schedule == "onecycle" and total_steps >= 4:
+        rising = min(0.5, max(config.warmup_fraction, 2.0 / total_steps))  # at least two rising steps
+        return torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=config.lr, total_steps=total_steps, pct_start=rising)
     warmup = max(1, int(config.warmup_fraction * total_steps))
 
     def factor(step: int) -> float:

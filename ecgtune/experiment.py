@@ -1,0 +1,122 @@
+"""An experiment's plan: which families are searched on which data, split and budget.
+
+The plan is saved as RUNS_DIR/NAME/search.json with a fingerprint of the data, so that `--resume`
+continues with exactly the same data, split and settings (and refuses data that changed), and the
+validation rows are saved as RUNS_DIR/NAME/validation.npz for the ensemble stage.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import xxhash
+
+from ecgtune.data import HeartbeatData, holdout_split, load_dataset, make_synthetic
+from ecgtune.errors import EcgtuneError
+
+PLAN_FILE, VALIDATION_FILE = "search.json", "validation.npz"
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What an experiment searches; everything `--resume` must keep the same."""
+
+    families: list[str]
+    data: str | None          # training file, or None for the embedded synthetic beats
+    rows: int                 # synthetic rows (ignored with a file)
+    val_fraction: float
+    seed: int
+    num_samples: int
+    time_budget_s: float | None
+    searcher: str
+    scheduler: str
+    grace_period: int
+    reduction_factor: int
+    min_epochs: int
+    max_epochs: int
+
+
+def plan_from_arguments(args, families: list[str], smoke: bool, default_rows: int, smoke_rows: int,
+                        smoke_samples: int) -> Plan:
+    """The plan the command line asks for; `--smoke` shrinks data, trials and epochs."""
+    if args.min_epochs > args.max_epochs:
+        raise EcgtuneError(f"--min-epochs {args.min_epochs} exceeds --max-epochs {args.max_epochs}")
+    budget_minutes = args.time_budget if args.time_budget and args.time_budget > 0 else None
+    return Plan(
+        families=families,
+        data=str(Path(args.data).resolve()) if args.data else None,
+        rows=args.rows or (smoke_rows if smoke else default_rows),
+        val_fraction=args.val_fraction,
+        seed=args.seed,
+        num_samples=min(args.num_samples, smoke_samples) if smoke else args.num_samples,
+        time_budget_s=budget_minutes * 60 if budget_minutes else None,
+        searcher=args.searcher,
+        scheduler=args.scheduler,
+        grace_period=1 if smoke else args.grace_period,
+        reduction_factor=args.reduction_factor,
+        min_epochs=1 if smoke else args.min_epochs,
+        max_epochs=2 if smoke else args.max_epochs,
+    )
+
+
+def refuse_to_overwrite(run_dir: Path) -> None:
+    """A new experiment may not reuse the folder of an earlier one."""
+    if (run_dir / PLAN_FILE).exists():
+        raise EcgtuneError(f"{run_dir} already holds an experiment; continue it with --resume or pick another --name")
+
+
+def load_plan(run_dir: Path) -> Plan:
+    """The plan of the experiment in `run_dir`."""
+    try:
+        saved = json.loads((run_dir / PLAN_FILE).read_text())
+        return Plan(**saved["plan"])
+    except FileNotFoundError:
+        raise EcgtuneError(f"{run_dir}: no experiment to resume ({PLAN_FILE} is missing)") from None
+    except (ValueError, KeyError, TypeError) as error:
+        raise EcgtuneError(f"{run_dir / PLAN_FILE}: unreadable ({error})") from None
+
+
+def load_data(plan: Plan, use_cache: bool = True) -> HeartbeatData:
+    """The plan's training data."""
+    if plan.data is None:
+        return make_synthetic(plan.rows, seed=plan.seed)
+    return load_dataset(plan.data, require_labels=True, use_cache=use_cache)
+
+
+def split(plan: Plan, data: HeartbeatData) -> tuple[np.ndarray, np.ndarray]:
+    """The plan's stratified training / validation rows."""
+    return holdout_split(data.labels, plan.val_fraction, seed=plan.seed)
+
+
+def fingerprint(data: HeartbeatData) -> dict:
+    """Shape, class counts and a content hash of the data."""
+    digest = xxhash.xxh3_128()
+    for array in (data.signals, data.labels, np.asarray(data.ids).astype(str)):
+        digest.update(np.ascontiguousarray(array).tobytes())
+    return {"rows": len(data), "signal_length": data.signal_length,
+            "class_counts": data.class_counts().tolist(), "hash": digest.hexdigest()}
+
+
+def save_plan(run_dir: Path, plan: Plan, data: HeartbeatData, val_rows: np.ndarray) -> None:
+    """Writes search.json and validation.npz; on resume, refuses data that differ from the saved ones."""
+    current = fingerprint(data)
+    plan_path = run_dir / PLAN_FILE
+    if plan_path.exists():
+        saved = json.loads(plan_path.read_text())["data_fingerprint"]
+        if saved != current:
+            raise EcgtuneError(f"{plan.data or 'the synthetic data'} changed since experiment {run_dir} started "
+                               f"(saved {saved['rows']} rows, hash {saved['hash']}; now {current['rows']} rows, "
+                               f"hash {current['hash']})")
+        return
+    run_dir.mkdir(parents=True, exist_ok=True)
+    np.savez(run_dir / VALIDATION_FILE, rows=val_rows, ids=data.ids[val_rows], labels=data.labels[val_rows])
+    content = json.dumps({"plan": asdict(plan), "data_fingerprint": current}, indent=2)
+    handle, temporary = tempfile.mkstemp(prefix=f".{PLAN_FILE}.", dir=run_dir)
+    with os.fdopen(handle, "w") as stream:
+        stream.write(content)
+    os.replace(temporary, plan_path)

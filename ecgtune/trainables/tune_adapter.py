@@ -1,0 +1,98 @@
+"""The Ray Tune trainable: one trial trains one sampled configuration, reports every epoch and
+checkpoints what the ensemble stage needs.
+
+A trial's checkpoint folder holds:
+    model.safetensors   the best epoch's weights
+    config.json         family, model config, training config, imbalance handling, best metrics
+    val_probs.npy       the best epoch's validation probabilities (rows in `validation_rows.npy` order)
+    trainer_state.pt    the whole training state, to resume an interrupted trial (weights-only file)
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import torch
+from ray import tune
+
+from ecgtune.data import HeartbeatData, prepare_fold
+from ecgtune.models import create_model
+from ecgtune.search_spaces import model_kwargs
+from ecgtune.trainables.trainer import TrainConfig, Trainer
+
+METRIC, MODE = "val_abs_sum", "min"
+WORST_LOG_LOSS = float(-np.log(1e-7))
+WEIGHTS_FILE, CONFIG_FILE, PROBS_FILE, STATE_FILE = "model.safetensors", "config.json", "val_probs.npy", "trainer_state.pt"
+
+
+def trial_settings(config: dict, seed: int) -> tuple[str, dict, TrainConfig, str]:
+    """Splits a sampled configuration into family, model keyword arguments, training config and
+    imbalance handling."""
+    family = config["family"]
+    model_config = model_kwargs(config.get(family, {}), dropout=config["model"]["dropout"])
+    train_config = TrainConfig(**config["train"], seed=seed)
+    return family, model_config, train_config, config["data"]["imbalance"]
+
+
+def run_trial(config: dict, data: HeartbeatData, train_rows: np.ndarray, val_rows: np.ndarray, seed: int = 0) -> None:
+    """Ray Tune function trainable (the data arrive once through Ray's object store, via
+    `tune.with_parameters`). Resumes from the trial's checkpoint when Ray restarts it."""
+    family, model_config, train_config, imbalance = trial_settings(config, seed)
+    fold = prepare_fold(data, train_rows, val_rows, imbalance=imbalance, seed=seed)
+    torch.manual_seed(seed)
+    model = create_model(family, n_classes=fold.n_classes, signal_length=fold.train_signals.shape[1], **model_config)
+    trainer = Trainer(model, fold, train_config)
+    checkpoint = tune.get_checkpoint()
+    if checkpoint is not None:
+        with checkpoint.as_directory() as folder:
+            trainer.load_state_dict(torch.load(Path(folder) / STATE_FILE, weights_only=True, map_location="cpu"))
+    node = _node_id()
+
+    def report(epoch_report: dict) -> None:
+        metrics = {f"val_{key}": epoch_report[key] for key in ("abs_sum", "abs_sum_proba", "log_loss", "accuracy")}
+        metrics.update(epoch=epoch_report["epoch"], train_loss=epoch_report["train_loss"],
+                       samples_per_s=epoch_report["samples_per_s"], family=family, node_id=node, diverged=False)
+        with tempfile.TemporaryDirectory() as folder:
+            write_checkpoint(Path(folder), trainer, config, family, model_config, train_config)
+            tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(folder))
+
+    trainer.fit(on_epoch=report)
+    if trainer.diverged:
+        tune.report({METRIC: 2.0 * len(fold.val_labels), "val_abs_sum_proba": 2.0 * len(fold.val_labels),
+                     "val_log_loss": WORST_LOG_LOSS, "val_accuracy": 0.0, "epoch": trainer.epoch,
+                     "family": family, "node_id": node, "diverged": True})
+
+
+def write_checkpoint(folder: Path, trainer: Trainer, config: dict, family: str, model_config: dict,
+                     train_config: TrainConfig) -> None:
+    """Writes a trial's checkpoint files (see the module docstring) into `folder`."""
+    from safetensors.torch import save_file
+
+    result = trainer.result()
+    save_file({name: tensor.contiguous() for name, tensor in result.best_state.items()}, str(folder / WEIGHTS_FILE))
+    np.save(folder / PROBS_FILE, result.best_val_probs.astype(np.float32), allow_pickle=False)
+    description = {
+        "family": family, "model_config": model_config, "train_config": result.config,
+        "imbalance": config["data"]["imbalance"], "sampled": config,
+        "best_epoch": result.best_epoch, "best_metrics": result.best_metrics,
+        "n_classes": trainer.fold.n_classes, "signal_length": int(trainer.fold.train_signals.shape[1]),
+    }
+    (folder / CONFIG_FILE).write_text(json.dumps(description, indent=2, default=_json_default))
+    torch.save(trainer.state_dict(), folder / STATE_FILE)
+
+
+def _json_default(value):
+    if isinstance(value, (np.integer, np.floating)):
+        return value.item()
+    if isinstance(value, tuple):
+        return list(value)
+    raise TypeError(f"cannot write {type(value).__name__} to JSON")
+
+
+def _node_id() -> str:
+    import ray
+
+    return ray.get_runtime_context().get_node_id()

@@ -1,0 +1,188 @@
+"""The distributed search: Ray Tune with Optuna's sampler (or random search) and ASHA (or FIFO).
+
+Searchers and schedulers are chosen by name; the data go to the trials once through Ray's object
+store; every trial checkpoints its best epoch; an interrupted experiment resumes with
+`Tuner.restore`, which also restores the Optuna searcher's state.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+from ray import tune
+
+from ecgtune.data import HeartbeatData
+from ecgtune.errors import ConfigError
+from ecgtune.search_spaces import EpochBudget, default_point, search_space
+from ecgtune.trainables.tune_adapter import METRIC, MODE, run_trial
+
+SEARCHERS = ("optuna", "random")
+SCHEDULERS = ("asha", "fifo")
+
+
+@dataclass(frozen=True)
+class SearchSettings:
+    """What to search and with which resources (see `python search.py --help` for each)."""
+
+    families: Sequence[str]
+    name: str
+    storage: str                          # absolute local path or a URI such as s3://bucket/path
+    num_samples: int = 60                 # trials in total, all families together
+    time_budget_s: float | None = None    # stop the whole search after this many seconds
+    searcher: str = "optuna"
+    scheduler: str = "asha"
+    grace_period: int = 2                 # ASHA: epochs every trial gets before it can be stopped
+    reduction_factor: int = 3             # ASHA: keep the best 1/reduction_factor at each rung
+    budget: EpochBudget = field(default_factory=EpochBudget)
+    cpus_per_trial: float = 1.0
+    gpus_per_trial: float = 0.0
+    max_concurrent: int | None = None
+    max_failures: int = 2                 # retries of a failed trial, each from its last checkpoint
+    seed: int = 0
+
+    def __post_init__(self):
+        if self.searcher not in SEARCHERS:
+            raise ConfigError(f"unknown searcher {self.searcher!r}; valid: {', '.join(SEARCHERS)}")
+        if self.scheduler not in SCHEDULERS:
+            raise ConfigError(f"unknown scheduler {self.scheduler!r}; valid: {', '.join(SCHEDULERS)}")
+
+    @property
+    def experiment_path(self) -> str:
+        return f"{self.storage.rstrip('/')}/{self.name}"
+
+
+def make_searcher(settings: SearchSettings):
+    """Ray's OptunaSearch over the define-by-run space: multivariate TPE with constant liar for
+    parallel trials, every family's default configuration tried first; or Optuna's random sampler."""
+    import optuna
+    from ray.tune.search.optuna import OptunaSearch
+
+    space = search_space(settings.families, settings.budget)
+    if settings.searcher == "random":
+        return OptunaSearch(space, metric=METRIC, mode=MODE, sampler=optuna.samplers.RandomSampler(seed=settings.seed))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        sampler = optuna.samplers.TPESampler(multivariate=True, group=True, constant_liar=True, seed=settings.seed)
+    defaults = [default_point(family, settings.budget) for family in settings.families]
+    return OptunaSearch(space, metric=METRIC, mode=MODE, sampler=sampler, points_to_evaluate=defaults)
+
+
+def make_scheduler(settings: SearchSettings):
+    """ASHA early stopping on epochs, or FIFO (every trial runs its whole budget)."""
+    from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
+
+    if settings.scheduler == "fifo":
+        return FIFOScheduler()
+    return ASHAScheduler(time_attr="training_iteration", max_t=settings.budget.max_epochs,
+                         grace_period=settings.grace_period, reduction_factor=settings.reduction_factor)
+
+
+def make_trainable(settings: SearchSettings, data: HeartbeatData, train_rows: np.ndarray, val_rows: np.ndarray,
+                   trainable: Callable = run_trial):
+    """The trial function with its resources and the data placed once in the object store."""
+    resources = {"cpu": settings.cpus_per_trial, "gpu": settings.gpus_per_trial}
+    with_data = tune.with_parameters(trainable, data=data, train_rows=train_rows, val_rows=val_rows, seed=settings.seed)
+    return tune.with_resources(with_data, resources)
+
+
+def run_config(settings: SearchSettings, callbacks: Sequence | None = None) -> tune.RunConfig:
+    """Storage, retries and checkpoint retention (the latest checkpoint holds the best epoch)."""
+    return tune.RunConfig(
+        name=settings.name,
+        storage_path=settings.storage,
+        failure_config=tune.FailureConfig(max_failures=settings.max_failures),
+        checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
+        callbacks=list(callbacks or []),
+    )
+
+
+def build_tuner(settings: SearchSettings, data: HeartbeatData, train_rows: np.ndarray, val_rows: np.ndarray,
+                callbacks: Sequence | None = None, trainable: Callable = run_trial) -> tune.Tuner:
+    """A new experiment."""
+    tune_config = tune.TuneConfig(
+        metric=METRIC, mode=MODE, search_alg=make_searcher(settings), scheduler=make_scheduler(settings),
+        num_samples=settings.num_samples, max_concurrent_trials=settings.max_concurrent,
+        time_budget_s=settings.time_budget_s, trial_name_creator=_trial_name, trial_dirname_creator=_trial_name,
+    )
+    return tune.Tuner(make_trainable(settings, data, train_rows, val_rows, trainable),
+                      tune_config=tune_config, run_config=run_config(settings, callbacks))
+
+
+def _trial_name(trial) -> str:
+    return f"{trial.config.get('family', 'trial')}_{trial.trial_id}"
+
+
+def restore_tuner(settings: SearchSettings, data: HeartbeatData, train_rows: np.ndarray, val_rows: np.ndarray,
+                  trainable: Callable = run_trial) -> tune.Tuner:
+    """The interrupted experiment at `settings.experiment_path`: finished trials kept, unfinished ones
+    resumed from their checkpoints, the searcher (and its Optuna study) restored from its saved state."""
+    if not tune.Tuner.can_restore(settings.experiment_path):
+        raise ConfigError(f"no experiment to resume at {settings.experiment_path}")
+    return tune.Tuner.restore(settings.experiment_path, make_trainable(settings, data, train_rows, val_rows, trainable),
+                              resume_unfinished=True)
+
+
+def start_ray(address: str | None = None) -> None:
+    """Joins the cluster at `address` (auto, or ray://host:10001), else starts Ray on this machine with
+    its dashboard, if any, bound to localhost only."""
+    import ray
+
+    os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
+    if ray.is_initialized():
+        return
+    if address:
+        ray.init(address=address)
+    else:
+        ray.init(dashboard_host="127.0.0.1", include_dashboard=False)
+
+
+def cluster_gpus() -> float:
+    """GPUs in the Ray cluster."""
+    import ray
+
+    return float(ray.cluster_resources().get("GPU", 0.0))
+
+
+def run(settings: SearchSettings, data: HeartbeatData, train_rows: np.ndarray, val_rows: np.ndarray,
+        resume: bool = False, callbacks: Sequence | None = None, trainable: Callable = run_trial):
+    """Runs a new experiment, or resumes the one at `settings.experiment_path`; returns Ray's ResultGrid."""
+    if resume:
+        tuner = restore_tuner(settings, data, train_rows, val_rows, trainable)
+    else:
+        tuner = build_tuner(settings, data, train_rows, val_rows, callbacks, trainable)
+    return tuner.fit()
+
+
+def trial_rows(results) -> list[dict]:
+    """One row per trial that reported: its best epoch's figures, its family and where it stands."""
+    rows = []
+    for result in results:
+        frame = result.metrics_dataframe
+        if frame is None or frame.empty or METRIC not in frame:
+            continue
+        frame = frame.sort_values([METRIC, "val_log_loss"], kind="stable")
+        best = frame.iloc[0]
+        rows.append({
+            "trial_id": result.metrics.get("trial_id", ""),
+            "family": best["family"],
+            "val_abs_sum": float(best[METRIC]),
+            "val_abs_sum_proba": float(best["val_abs_sum_proba"]),
+            "val_accuracy": float(best["val_accuracy"]),
+            "val_log_loss": float(best["val_log_loss"]),
+            "best_epoch": int(best["epoch"]),
+            "epochs_run": int(frame["training_iteration"].max()),
+            "seconds": float(frame["time_total_s"].max()),
+            "status": _status(frame, result),
+            "checkpoint": result.checkpoint.path if result.checkpoint else "",
+        })
+    return rows
+
+
+def _status(frame, result) -> str:
+    if result.error is not None:
+        return "error"
+    return "diverged" if frame["diverged"].any() else "ok"
