@@ -1,0 +1,90 @@
+import dataclasses
+
+import numpy as np
+import optuna
+import pytest
+import torch
+
+from ecgtune.data import holdout_split, make_synthetic, prepare_fold
+from ecgtune.models import create_model, get_family, list_models
+from ecgtune.search_spaces import SEARCH_SPACES, EpochBudget, default_point, define_search_space, model_kwargs
+from ecgtune.trainables import Trainer
+from ecgtune.trainables.trainer import TrainConfig
+
+optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+
+def _nest(params: dict) -> dict:
+    """What Ray's OptunaSearch hands a trial: 'a/b' keys nested."""
+    nested = {}
+    for key, value in params.items():
+        head, _, tail = key.partition("/")
+        if tail:
+            nested.setdefault(head, {})[tail] = value
+        else:
+            nested[head] = value
+    return nested
+
+
+def test_every_family_has_a_space_of_its_name():
+    assert sorted(SEARCH_SPACES) == list_models()
+    for name, space in SEARCH_SPACES.items():
+        assert space.__name__ == name
+
+
+@pytest.mark.parametrize("family", list_models())
+def test_default_point_reproduces_the_family_defaults(family):
+    trial = optuna.trial.FixedTrial(default_point(family, EpochBudget(2, 6)))
+    assert define_search_space(trial, [family], EpochBudget(2, 6)) is None
+    config = _nest(trial.params)
+    assert config["family"] == family and config["train"]["epochs"] == 6
+    kwargs = model_kwargs(config[family], dropout=config["model"]["dropout"])
+    assert get_family(family).config(**kwargs) == get_family(family).config()
+    defaults = TrainConfig()
+    assert config["train"]["lr"] == defaults.lr and config["train"]["loss"] == defaults.loss
+
+
+@pytest.fixture(scope="module")
+def tiny_fold():
+    beats = make_synthetic(300, seed=0)
+    return prepare_fold(beats, *holdout_split(beats.labels, 0.3, seed=0))
+
+
+@pytest.mark.parametrize("family", list_models())
+def test_sampled_configurations_build_models_that_train(family, tiny_fold):
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=7))
+    depths = set()
+    for _ in range(3):
+        trial = study.ask()
+        define_search_space(trial, [family], EpochBudget(1, 3))
+        config = _nest(trial.params)
+        kwargs = model_kwargs(config[family], dropout=config["model"]["dropout"])
+        depths.add(len(kwargs.get("widths", kwargs.get("blocks", ()))))
+        model = create_model(family, **kwargs)
+        assert model(torch.rand(2, 205)).shape == (2, 4)
+        train_settings = {**config["train"], "epochs": 1, "batch_size": 64}
+        trainer = Trainer(model, tiny_fold, TrainConfig(**train_settings))
+        report = trainer.run_epoch()
+        assert report is not None and np.isfinite(report["train_loss"])
+        study.tell(trial, report["abs_sum"])
+    assert config["data"]["imbalance"] in ("none", "smote", "class_weights")
+
+
+def test_spaces_are_conditional_on_the_family():
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=1))
+    for _ in range(20):
+        trial = study.ask()
+        define_search_space(trial, ["plain_cnn", "resnet1d"], EpochBudget())
+        family = trial.params["family"]
+        other = "resnet1d" if family == "plain_cnn" else "plain_cnn"
+        assert any(key.startswith(f"{family}/") for key in trial.params)
+        assert not any(key.startswith(f"{other}/") for key in trial.params)
+        study.tell(trial, 1.0)
+
+
+def test_model_kwargs_assembles_per_layer_entries():
+    params = {"widths.len": 2, "widths.1": 64, "widths.0": 32, "kernel_sizes.0": 5, "kernel_sizes.1": 3,
+              "dilation": 2}
+    assert model_kwargs(params, dropout=0.2) == {"widths": (32, 64), "kernel_sizes": (5, 3), "dilation": 2,
+                                                 "dropout": 0.2}
+    assert dataclasses.is_dataclass(get_family("plain_cnn").config(**model_kwargs(params)))

@@ -1,0 +1,160 @@
+"""The search with real Ray Tune on this machine: checkpoints, divergence, retries, resume."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+ray = pytest.importorskip("ray")
+from ray import tune  # noqa: E402
+
+from ecgtune.data import holdout_split, make_synthetic  # noqa: E402
+from ecgtune.models import create_model  # noqa: E402
+from ecgtune.search_spaces import EpochBudget, default_point  # noqa: E402
+from ecgtune.trainables import predict_proba, tune_adapter  # noqa: E402
+from ecgtune.trainables.tune_search import SearchSettings, make_trainable, run, run_config, trial_rows  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def local_ray():
+    ray.init(num_cpus=2, include_dashboard=False, ignore_reinit_error=True)
+    yield
+    ray.shutdown()
+
+
+@pytest.fixture(scope="module")
+def beats():
+    data = make_synthetic(900, seed=0)
+    train_rows, val_rows = holdout_split(data.labels, 0.25, seed=0)
+    return data, train_rows, val_rows
+
+
+def _settings(tmp_path, **overrides):
+    values = dict(families=["plain_cnn", "dilated_cnn"], name="exp", storage=str(tmp_path), num_samples=3,
+                  budget=EpochBudget(1, 2), grace_period=1)
+    values.update(overrides)
+    return SearchSettings(**values)
+
+
+def _nested(point: dict) -> dict:
+    nested = {}
+    for key, value in point.items():
+        head, _, tail = key.partition("/")
+        (nested.setdefault(head, {}).__setitem__(tail, value) if tail else nested.__setitem__(head, value))
+    return nested
+
+
+def test_search_checkpoints_what_the_ensemble_needs(tmp_path, beats):
+    data, train_rows, val_rows = beats
+    rows = trial_rows(run(_settings(tmp_path), data, train_rows, val_rows))
+    assert len(rows) == 3 and {row["family"] for row in rows} == {"plain_cnn", "dilated_cnn"}
+    for row in rows:
+        folder = Path(row["checkpoint"])
+        described = json.loads((folder / tune_adapter.CONFIG_FILE).read_text())
+        from safetensors.torch import load_file
+
+        model = create_model(described["family"], **described["model_config"])
+        model.load_state_dict(load_file(str(folder / tune_adapter.WEIGHTS_FILE)))
+        probs = np.load(folder / tune_adapter.PROBS_FILE)
+        assert probs.shape == (len(val_rows), 4)
+        np.testing.assert_allclose(predict_proba(model, torch.as_tensor(data.signals[val_rows])), probs, atol=1e-4)
+        state = torch.load(folder / tune_adapter.STATE_FILE, weights_only=True)
+        assert state["best_epoch"] == row["best_epoch"] == described["best_epoch"]
+
+
+def test_a_diverging_trial_stops_with_the_worst_score_and_the_search_goes_on(tmp_path, beats):
+    data, train_rows, val_rows = beats
+    config = _nested(default_point("plain_cnn", EpochBudget(1, 3)))
+    config["train"]["lr"] = tune.grid_search([3e-3, 1e12])
+    config["train"]["schedule"] = "cosine"
+    settings = _settings(tmp_path, families=["plain_cnn"])
+    tuner = tune.Tuner(make_trainable(settings, data, train_rows, val_rows), param_space=config,
+                       tune_config=tune.TuneConfig(metric="val_abs_sum", mode="min"), run_config=run_config(settings))
+    results = list(tuner.fit())
+    by_lr = {result.config["train"]["lr"]: result for result in results}
+    assert all(result.error is None for result in results)
+    diverged = by_lr[1e12].metrics
+    assert diverged["diverged"] and diverged["val_abs_sum"] == 2.0 * len(val_rows)
+    assert by_lr[3e-3].metrics["training_iteration"] == 3 and not by_lr[3e-3].metrics["diverged"]
+
+
+def trial_that_raises_once(config, **kwargs):
+    """The real trial, except that its first attempt raises right after its first checkpoint."""
+    marker = Path(config["marker"])
+    if not marker.exists():
+        real_report = tune_adapter.tune.report
+
+        def report_then_raise(metrics, checkpoint=None):
+            real_report(metrics, checkpoint=checkpoint)
+            marker.touch()
+            raise RuntimeError("injected failure after the first checkpoint")
+
+        tune_adapter.tune.report = report_then_raise
+    tune_adapter.run_trial(config, **kwargs)
+
+
+def test_a_trial_that_raises_is_retried_from_its_checkpoint(tmp_path, beats):
+    data, train_rows, val_rows = beats
+    config = _nested(default_point("plain_cnn", EpochBudget(1, 3)))
+    config["marker"] = tune.grid_search([str(tmp_path / "fails-once"), str(tmp_path / "never")])
+    (tmp_path / "never").touch()
+    settings = _settings(tmp_path, families=["plain_cnn"], max_failures=2)
+    tuner = tune.Tuner(make_trainable(settings, data, train_rows, val_rows, trial_that_raises_once),
+                       param_space=config, tune_config=tune.TuneConfig(metric="val_abs_sum", mode="min"),
+                       run_config=run_config(settings))
+    results = {Path(result.config["marker"]).name: result for result in tuner.fit()}
+    for result in results.values():
+        assert result.error is None and result.metrics["training_iteration"] == 3
+    retried = results["fails-once"].metrics_dataframe
+    assert list(retried["epoch"]) == [1, 2, 3], "resumed from the epoch-1 checkpoint, not from scratch"
+
+
+def _search_command(tmp_path, *extra):
+    return [sys.executable, str(ROOT / "search.py"), "--arch", "plain_cnn", "--rows", "900", "--num-samples", "5",
+            "--min-epochs", "2", "--max-epochs", "2", "--scheduler", "fifo", "--time-budget", "0",
+            "--max-concurrent", "1", "--name", "killed", "--runs-dir", str(tmp_path), *extra]
+
+
+def _finished_trials(experiment: Path) -> set[str]:
+    finished = set()
+    for result_file in experiment.glob("*/result.json"):
+        lines = [json.loads(line) for line in result_file.read_text().splitlines() if line.strip()]
+        if any(line.get("training_iteration") == 2 for line in lines):
+            finished.add(result_file.parent.name)
+    return finished
+
+
+def test_a_search_killed_with_sigkill_resumes_and_keeps_what_finished(tmp_path):
+    env = {**os.environ, "RAY_ADDRESS": ""}
+    driver = subprocess.Popen(_search_command(tmp_path), start_new_session=True, env=env,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    experiment = tmp_path / "killed"
+    deadline = time.monotonic() + 240
+    while len(_finished_trials(experiment)) < 2 and time.monotonic() < deadline and driver.poll() is None:
+        time.sleep(0.5)
+    assert driver.poll() is None, "the search ended before it could be interrupted"
+    os.killpg(driver.pid, signal.SIGKILL)
+    driver.wait()
+    finished_before = _finished_trials(experiment)
+    assert len(finished_before) >= 2
+
+    resumed = subprocess.run(_search_command(tmp_path, "--resume"), env=env, capture_output=True, text=True,
+                             timeout=400)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    with open(experiment / "leaderboard.csv") as stream:
+        import csv
+
+        rows = list(csv.DictReader(stream))
+    assert len(rows) == 5
+    trial_dirs = {path.parent.name for path in experiment.glob("*/result.json")}
+    assert finished_before <= trial_dirs and len(trial_dirs) == 5
+    assert all(row["epochs_run"] == "2" for row in rows)
