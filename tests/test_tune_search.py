@@ -22,6 +22,8 @@ from ecgtune.trainables import predict_proba, tune_adapter  # noqa: E402
 from ecgtune.trainables.tune_search import SearchSettings, make_trainable, run, run_config, trial_rows  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
+# Trials run in Ray's worker processes, which cannot import this test module: ship its code by value.
+ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
 
 
 @pytest.fixture(scope="module", autouse=True)
