@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 
 import torch
@@ -57,23 +58,19 @@ def mlp_head(in_features: int, hidden: Sequence[int], n_classes: int, dropout: f
     return nn.Sequential(*layers)
 
 
-def require_same_length(family: str, **sequences: Sequence) -> None:
-    """Refuses per-layer settings of different lengths (for example three widths but two kernel sizes)."""
-    lengths = {name: len(values) for name, values in sequences.items()}
+def check_config(family: str, config, same_length: Sequence[str] = ()) -> None:
+    """Refuses sizes that are not positive integers, a dropout outside [0, 1), and per-layer settings
+    of different lengths (for example three widths but two kernel sizes)."""
+    for field in dataclasses.fields(config):
+        value = getattr(config, field.name)
+        if field.name == "dropout":
+            if not 0.0 <= value < 1.0:
+                raise ConfigError(f"{family}: dropout must lie in [0, 1), got {value}")
+        elif not isinstance(value, bool):
+            items = value if isinstance(value, tuple) else (value,)
+            if not items or any(not isinstance(item, int) or item <= 0 for item in items):
+                raise ConfigError(f"{family}: {field.name} must be positive integers, got {value}")
+    lengths = {name: len(getattr(config, name)) for name in same_length}
     if len(set(lengths.values())) > 1:
         described = ", ".join(f"{name} has {length}" for name, length in lengths.items())
         raise ConfigError(f"{family}: per-layer settings must have one entry per layer ({described})")
-
-
-def require_positive(family: str, **values: float) -> None:
-    """Refuses zero or negative sizes."""
-    for name, value in values.items():
-        flat = value if isinstance(value, (tuple, list)) else (value,)
-        if any(item <= 0 for item in flat):
-            raise ConfigError(f"{family}: {name} must be positive, got {value}")
-
-
-def require_dropout(family: str, dropout: float) -> None:
-    """Refuses a dropout probability outside [0, 1)."""
-    if not 0.0 <= dropout < 1.0:
-        raise ConfigError(f"{family}: dropout must lie in [0, 1), got {dropout}")

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from ecgtune.models._layers import as_channels, mlp_head, require_dropout, require_positive, require_same_length
+from ecgtune.models._layers import as_channels, check_config, mlp_head
 from ecgtune.models._registry import register_model
 from ecgtune.models.plain_cnn import conv_stack
 
@@ -28,11 +28,7 @@ class CNNLSTMConfig:
     dropout: float = 0.1
 
     def __post_init__(self):
-        require_same_length("cnn_lstm", widths=self.widths, kernel_sizes=self.kernel_sizes)
-        require_positive("cnn_lstm", widths=self.widths, kernel_sizes=self.kernel_sizes, dilation=self.dilation,
-                         pool_every=self.pool_every, pool_factor=self.pool_factor, lstm_hidden=self.lstm_hidden,
-                         lstm_layers=self.lstm_layers, hidden=self.hidden)
-        require_dropout("cnn_lstm", self.dropout)
+        check_config("cnn_lstm", self, same_length=("widths", "kernel_sizes"))
 
 
 @register_model("cnn_lstm", CNNLSTMConfig, aliases=("net4",))

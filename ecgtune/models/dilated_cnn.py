@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from ecgtune.models._layers import as_channels, conv_bn_act, mlp_head, require_dropout, require_positive, require_same_length
+from ecgtune.models._layers import as_channels, check_config, conv_bn_act, mlp_head
 from ecgtune.models._registry import register_model
 
 
@@ -26,11 +26,7 @@ class DilatedCNNConfig:
     dropout: float = 0.5
 
     def __post_init__(self):
-        require_same_length("dilated_cnn", widths=self.widths, kernel_sizes=self.kernel_sizes, strides=self.strides)
-        require_positive("dilated_cnn", stem_width=self.stem_width, stem_kernel=self.stem_kernel, widths=self.widths,
-                         kernel_sizes=self.kernel_sizes, strides=self.strides, dilated_kernel=self.dilated_kernel,
-                         dilation=self.dilation, pool_size=self.pool_size, hidden=self.hidden)
-        require_dropout("dilated_cnn", self.dropout)
+        check_config("dilated_cnn", self, same_length=("widths", "kernel_sizes", "strides"))
 
 
 @register_model("dilated_cnn", DilatedCNNConfig, aliases=("net1",))

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from ecgtune.models._layers import as_channels, conv_bn_act, mlp_head, require_dropout, require_positive, require_same_length
+from ecgtune.models._layers import as_channels, check_config, conv_bn_act, mlp_head
 from ecgtune.models._registry import register_model
 
 
@@ -24,11 +24,7 @@ class MultiscaleCNNConfig:
     dropout: float = 0.1
 
     def __post_init__(self):
-        require_same_length("multiscale_cnn", widths=self.widths, kernel_sizes=self.kernel_sizes)
-        require_positive("multiscale_cnn", branch_kernels=self.branch_kernels, branch_width=self.branch_width,
-                         widths=self.widths, kernel_sizes=self.kernel_sizes, dilation=self.dilation,
-                         pool_size=self.pool_size, hidden=self.hidden)
-        require_dropout("multiscale_cnn", self.dropout)
+        check_config("multiscale_cnn", self, same_length=("widths", "kernel_sizes"))
 
 
 @register_model("multiscale_cnn", MultiscaleCNNConfig, aliases=("net2",))

@@ -9,9 +9,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from ecgtune.models._layers import (
-    MaxPoolDown, as_channels, conv_bn_act, mlp_head, require_dropout, require_positive, require_same_length,
-)
+from ecgtune.models._layers import MaxPoolDown, as_channels, check_config, conv_bn_act, mlp_head
 from ecgtune.models._registry import register_model
 
 
@@ -27,11 +25,7 @@ class PlainCNNConfig:
     dropout: float = 0.1
 
     def __post_init__(self):
-        require_same_length("plain_cnn", widths=self.widths, kernel_sizes=self.kernel_sizes)
-        require_positive("plain_cnn", widths=self.widths, kernel_sizes=self.kernel_sizes, dilation=self.dilation,
-                         pool_every=self.pool_every, pool_factor=self.pool_factor, pool_size=self.pool_size,
-                         hidden=self.hidden)
-        require_dropout("plain_cnn", self.dropout)
+        check_config("plain_cnn", self, same_length=("widths", "kernel_sizes"))
 
 
 def conv_stack(widths, kernel_sizes, dilation: int, pool_every: int, pool_factor: int) -> tuple[nn.Sequential, int]:

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from ecgtune.models._layers import as_channels, mlp_head, require_dropout, require_positive
+from ecgtune.models._layers import as_channels, check_config, mlp_head
 from ecgtune.models._registry import register_model
 
 
@@ -26,10 +26,7 @@ class ResNet1DConfig:
     dropout: float = 0.1
 
     def __post_init__(self):
-        require_positive("resnet1d", stem_width=self.stem_width, stem_kernel=self.stem_kernel, blocks=self.blocks,
-                         width=self.width, bottleneck_width=self.bottleneck_width, kernel_size=self.kernel_size,
-                         dilation=self.dilation, pool_size=self.pool_size, hidden=self.hidden)
-        require_dropout("resnet1d", self.dropout)
+        check_config("resnet1d", self)
 
 
 class Bottleneck(nn.Module):

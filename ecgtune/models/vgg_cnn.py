@@ -9,10 +9,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from ecgtune.models._layers import (
-    MaxPoolDown, as_channels, conv_bn_act, mlp_head, require_dropout, require_positive,
-)
 from ecgtune.errors import ConfigError
+from ecgtune.models._layers import MaxPoolDown, as_channels, check_config, conv_bn_act, mlp_head
 from ecgtune.models._registry import register_model
 
 
@@ -28,9 +26,7 @@ class VGGCNNConfig:
     def __post_init__(self):
         if len(self.widths) % 2:
             raise ConfigError(f"vgg_cnn: widths needs two entries per block, got {len(self.widths)}")
-        require_positive("vgg_cnn", widths=self.widths, kernel_size=self.kernel_size, dilation=self.dilation,
-                         pool_size=self.pool_size, hidden=self.hidden)
-        require_dropout("vgg_cnn", self.dropout)
+        check_config("vgg_cnn", self)
 
 
 @register_model("vgg_cnn", VGGCNNConfig, aliases=("net5",))
