@@ -236,9 +236,7 @@ def _read_wide_csv(content: pa.Buffer, n_fields: int, has_labels: bool):
     signals[:, 0], signals[:, -1] = first.to_numpy(), last.to_numpy()
     start = 0
     for batch in table.select(names[2:length]).to_batches():  # block by block: no large temporaries
-        block = signals[start:start + batch.num_rows]
-        for position, column in enumerate(batch.columns, start=1):
-            block[:, position] = column.to_numpy()
+        signals[start:start + batch.num_rows, 1:-1] = batch.to_tensor(row_major=True).to_numpy()
         start += batch.num_rows
     return table.column(ID).to_numpy(), signals, labels
 
