@@ -1,0 +1,96 @@
+"""Ensemble selection from a library of models (Caruana et al., 2004), as a small numpy estimator.
+
+Greedy forward selection with replacement: start from the N best members, then repeatedly add the
+member whose addition gives the lowest validation abs-sum after the decision rule (0.5 thresholds,
+all-zero fallback), ties broken by log-loss and then by member index. The ensemble kept is the best
+point of the trajectory, so it is never worse on the selection data than the best single member.
+Optional bagging repeats the selection on random subsets of the members and averages the weights.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ecgtune.errors import ConfigError
+from ecgtune.metrics import one_hot, threshold_decisions
+
+
+@dataclass
+class EnsembleSelection:
+    """Greedy ensemble selection. After `fit`, `weights_` (one per member, summing to 1) and
+    `trajectory_` (one entry per step: member added, abs-sum, log-loss) are set."""
+
+    size: int = 25                  # selection steps (members may be chosen more than once)
+    n_init: int = 1                 # start from the n_init best single members
+    bagging_rounds: int = 0         # >0: average the weights of this many selections on member subsets
+    bagging_fraction: float = 0.5   # share of the members each bagging round sees
+    random_state: int = 0
+
+    def fit(self, member_probs: np.ndarray, labels: np.ndarray) -> EnsembleSelection:
+        """member_probs: (members, rows, classes) validation probabilities; labels: (rows,)."""
+        member_probs = np.asarray(member_probs, dtype=np.float64)
+        _check_members(member_probs, labels)
+        n_members = member_probs.shape[0]
+        if self.bagging_rounds <= 0:
+            counts, self.trajectory_ = self._select(member_probs, labels, np.arange(n_members))
+        else:
+            rng = np.random.default_rng(self.random_state)
+            subset_size = max(1, int(round(self.bagging_fraction * n_members)))
+            counts = np.zeros(n_members)
+            self.trajectory_ = []
+            for _ in range(self.bagging_rounds):
+                subset = np.sort(rng.choice(n_members, size=subset_size, replace=False))
+                round_counts, trajectory = self._select(member_probs, labels, subset)
+                counts += round_counts / round_counts.sum()
+                self.trajectory_ += trajectory
+        self.weights_ = counts / counts.sum()
+        return self
+
+    def predict_proba(self, member_probs: np.ndarray) -> np.ndarray:
+        """Weighted average of the members' probabilities."""
+        return np.tensordot(self.weights_, np.asarray(member_probs, dtype=np.float64), axes=1)
+
+    def _select(self, member_probs: np.ndarray, labels: np.ndarray, candidates: np.ndarray):
+        target = one_hot(labels, member_probs.shape[2])
+        singles = _scores(member_probs[candidates], labels, target)
+        order = candidates[np.lexsort((candidates, singles[:, 1], singles[:, 0]))]
+        chosen = list(order[:max(1, min(self.n_init, len(order)))])
+        total = member_probs[chosen].sum(axis=0)
+        trajectory = []
+        for count in range(1, len(chosen) + 1):
+            running = member_probs[chosen[:count]].mean(axis=0)[None]
+            trajectory.append(_step(chosen[count - 1], *_scores(running, labels, target)[0]))
+        for _ in range(max(0, self.size - len(chosen))):
+            blended = (total[None] + member_probs[candidates]) / (len(chosen) + 1)
+            scores = _scores(blended, labels, target)
+            best = np.lexsort((candidates, scores[:, 1], scores[:, 0]))[0]
+            chosen.append(candidates[best])
+            total += member_probs[candidates[best]]
+            trajectory.append(_step(candidates[best], *scores[best]))
+        best_prefix = min(range(len(trajectory)), key=lambda i: (trajectory[i]["abs_sum"], trajectory[i]["log_loss"], i))
+        counts = np.bincount(chosen[:best_prefix + 1], minlength=member_probs.shape[0]).astype(np.float64)
+        return counts, trajectory
+
+
+def _step(member, abs_sum: float, log_loss: float) -> dict:
+    return {"member": int(member), "abs_sum": float(abs_sum), "log_loss": float(log_loss)}
+
+
+def _scores(probs: np.ndarray, labels: np.ndarray, target: np.ndarray) -> np.ndarray:
+    """(candidates, 2): abs-sum after the 0.5 decision rule, and log-loss, of each candidate's probabilities."""
+    n_candidates, n_rows, n_classes = probs.shape
+    decisions = threshold_decisions(probs.reshape(-1, n_classes)).reshape(probs.shape)
+    abs_sums = np.abs(decisions - target[None]).sum(axis=(1, 2))
+    true_class = probs[:, np.arange(n_rows), labels]
+    log_losses = -np.log(np.clip(true_class, 1e-7, 1.0)).mean(axis=1)
+    return np.stack([abs_sums, log_losses], axis=1)
+
+
+def _check_members(member_probs: np.ndarray, labels: np.ndarray) -> None:
+    if member_probs.ndim != 3 or member_probs.shape[1] != len(labels):
+        raise ConfigError(f"member probabilities of shape {member_probs.shape} do not match {len(labels)} labels")
+    bad = ~np.isfinite(member_probs).all(axis=(1, 2))
+    if bad.any():
+        raise ConfigError(f"member {int(np.argmax(bad))} has NaN or infinite probabilities; it cannot join an ensemble")

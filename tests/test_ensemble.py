@@ -1,0 +1,104 @@
+import numpy as np
+import pytest
+
+from ecgtune.ensemble import DecisionRule, EnsembleSelection, cross_fitted_abs_sum, fit_decision_rule
+from ecgtune.errors import ConfigError
+from ecgtune.metrics import abs_sum, argmax_decisions, threshold_decisions
+
+
+def _library(n_members=8, n_rows=600, n_classes=4, seed=0):
+    """Noisy members around the truth: some better, some worse, each with its own errors."""
+    rng = np.random.default_rng(seed)
+    labels = rng.choice(n_classes, size=n_rows, p=[0.64, 0.04, 0.14, 0.18])
+    logits_true = np.eye(n_classes)[labels] * 2.5
+    members = []
+    for member in range(n_members):
+        noise = rng.normal(0, 1.0 + 0.25 * member, size=(n_rows, n_classes))
+        logits = logits_true + noise
+        probs = np.exp(logits - logits.max(axis=1, keepdims=True))
+        members.append(probs / probs.sum(axis=1, keepdims=True))
+    return np.stack(members), labels
+
+
+def _single_scores(members, labels):
+    return [abs_sum(threshold_decisions(m), labels) for m in members]
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+@pytest.mark.parametrize("bagging_rounds", [0, 5])
+def test_never_worse_than_the_best_single_member(seed, bagging_rounds):
+    members, labels = _library(seed=seed)
+    selector = EnsembleSelection(size=15, bagging_rounds=bagging_rounds, random_state=seed).fit(members, labels)
+    ensemble = abs_sum(threshold_decisions(selector.predict_proba(members)), labels)
+    if bagging_rounds == 0:
+        assert ensemble <= min(_single_scores(members, labels))
+    assert selector.weights_.sum() == pytest.approx(1.0) and (selector.weights_ >= 0).all()
+
+
+def test_independent_errors_average_out():
+    members, labels = _library(n_members=6, seed=3)
+    selector = EnsembleSelection(size=20).fit(members, labels)
+    ensemble = abs_sum(threshold_decisions(selector.predict_proba(members)), labels)
+    assert ensemble < min(_single_scores(members, labels))
+    assert (selector.weights_ > 0).sum() >= 2
+
+
+def test_deterministic_for_a_seed():
+    members, labels = _library(seed=4)
+    first = EnsembleSelection(size=10, bagging_rounds=3, random_state=7).fit(members, labels)
+    second = EnsembleSelection(size=10, bagging_rounds=3, random_state=7).fit(members, labels)
+    np.testing.assert_array_equal(first.weights_, second.weights_)
+    assert first.trajectory_ == second.trajectory_
+
+
+def test_trajectory_records_every_step():
+    members, labels = _library(seed=5)
+    selector = EnsembleSelection(size=12, n_init=3).fit(members, labels)
+    assert len(selector.trajectory_) == 12
+    assert {"member", "abs_sum", "log_loss"} <= set(selector.trajectory_[0])
+    best_single = int(np.argmin(_single_scores(members, labels)))
+    assert selector.trajectory_[0]["member"] == best_single
+
+
+def test_a_member_with_nan_is_refused():
+    members, labels = _library(seed=6)
+    members[2, 10, 1] = np.nan
+    with pytest.raises(ConfigError, match="member 2 has NaN"):
+        EnsembleSelection().fit(members, labels)
+
+
+def test_learned_rule_is_no_worse_than_the_fixed_rules():
+    members, labels = _library(seed=7)
+    probs = members.mean(axis=0)  # an average of noisy members: under-confident
+    rule = fit_decision_rule(probs, labels)
+    learned = abs_sum(rule.decide(probs), labels)
+    assert learned <= abs_sum(threshold_decisions(probs), labels)
+    assert learned <= abs_sum(argmax_decisions(probs), labels)
+    assert rule.fallback in ("zeros", "proba", "argmax") and len(rule.thresholds) == 4
+
+
+def test_decision_rule_corrects_miscalibration():
+    rng = np.random.default_rng(8)
+    labels = rng.integers(0, 2, size=2000)
+    # class 1 is under-confident: its probability sits around 0.4 when true
+    p1 = np.where(labels == 1, rng.uniform(0.3, 0.5, 2000), rng.uniform(0.0, 0.25, 2000))
+    probs = np.stack([1 - p1, p1], axis=1)
+    rule = fit_decision_rule(probs, labels)
+    assert rule.thresholds[1] <= 0.3
+    assert abs_sum(rule.decide(probs), labels) < 0.2 * abs_sum(DecisionRule(np.full(2, 0.5)).decide(probs), labels)
+
+
+def test_cross_fitted_estimate_is_no_better_than_in_sample():
+    members, labels = _library(seed=9, n_rows=800)
+    probs = members.mean(axis=0)
+    in_sample = abs_sum(fit_decision_rule(probs, labels).decide(probs), labels)
+    honest = cross_fitted_abs_sum(probs, labels, n_folds=4)
+    assert honest >= in_sample
+
+
+def test_fallbacks():
+    probs = np.array([[0.4, 0.35, 0.15, 0.1], [0.8, 0.1, 0.05, 0.05]])
+    np.testing.assert_array_equal(DecisionRule(np.full(4, 0.5), "zeros").decide(probs)[0], [0, 0, 0, 0])
+    np.testing.assert_allclose(DecisionRule(np.full(4, 0.5), "proba").decide(probs)[0], probs[0])
+    np.testing.assert_array_equal(DecisionRule(np.full(4, 0.5), "argmax").decide(probs)[0], [1, 0, 0, 0])
+    np.testing.assert_array_equal(DecisionRule(np.full(4, 0.5), "zeros").decide(probs)[1], [1, 0, 0, 0])
