@@ -37,7 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
     make_data.add_argument("--test-out", type=Path, help="also write an unlabelled test file here")
     make_data.add_argument("--test-n", type=_positive_int, default=20_000, help="test rows (default 20000)")
     make_data.add_argument("--signal-length", type=_positive_int, default=205, help="samples per beat (default 205)")
-    make_data.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    make_data.add_argument("--seed", type=_seed, default=0, help="random seed (default 0)")
 
     inspect = commands.add_parser(
         "inspect", help="validate a data file and summarise it",
@@ -62,7 +62,7 @@ def add_search_arguments(parser: argparse.ArgumentParser) -> None:
     what.add_argument("--rows", type=_positive_int,
                       help=f"rows of the embedded synthetic data when --data is not given (default {DEFAULT_ROWS})")
     what.add_argument("--val-fraction", type=_fraction, default=0.2, help="stratified validation share (default 0.2)")
-    what.add_argument("--seed", type=int, default=0, help="seed of the split, the sampler and the trials (default 0)")
+    what.add_argument("--seed", type=_seed, default=0, help="seed of the split, the sampler and the trials (default 0)")
 
     how = parser.add_argument_group("how to search")
     how.add_argument("--num-samples", type=_positive_int, default=defaults.num_samples,
@@ -84,12 +84,12 @@ def add_search_arguments(parser: argparse.ArgumentParser) -> None:
 
     where = parser.add_argument_group("where it runs")
     where.add_argument("--address", help="Ray cluster to join: auto, or ray://HOST:10001 (default: start Ray here)")
-    where.add_argument("--cpus-per-trial", type=float, default=defaults.cpus_per_trial,
+    where.add_argument("--cpus-per-trial", type=_positive_float, default=defaults.cpus_per_trial,
                        help=f"default {defaults.cpus_per_trial:g}")
-    where.add_argument("--gpus-per-trial", type=float,
+    where.add_argument("--gpus-per-trial", type=_gpu_share,
                        help=f"fraction of a GPU per trial (default {DEFAULT_GPUS_PER_TRIAL} when GPUs are present, else 0)")
     where.add_argument("--max-concurrent", type=_positive_int, help="at most this many trials at once (default: as resources allow)")
-    where.add_argument("--max-failures", type=int, default=defaults.max_failures,
+    where.add_argument("--max-failures", type=_count, default=defaults.max_failures,
                        help=f"retries of a failed trial, each from its last checkpoint (default {defaults.max_failures})")
     where.add_argument("--name", help="experiment name (default: the start time, e.g. 20261124-013000)")
     where.add_argument("--runs-dir", type=Path, default=Path("runs"),
@@ -103,18 +103,38 @@ def add_search_arguments(parser: argparse.ArgumentParser) -> None:
                        help=f"a quick check: {SMOKE_ROWS} synthetic rows, {SMOKE_SAMPLES} trials of 1-2 epochs")
 
 
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
+def _number(text: str, kind: type, accept, requirement: str):
+    try:
+        value = kind(text)
+    except ValueError:
+        value = None
+    if value is None or not accept(value):
+        raise argparse.ArgumentTypeError(f"must be {requirement}, got {text!r}")
     return value
+
+
+def _positive_int(text: str) -> int:
+    return _number(text, int, lambda v: v >= 1, "a positive integer")
+
+
+def _count(text: str) -> int:
+    return _number(text, int, lambda v: v >= 0, "zero or a positive integer")
+
+
+def _seed(text: str) -> int:
+    return _number(text, int, lambda v: 0 <= v < 2**32, "an integer from 0 to 2**32 - 1")
+
+
+def _positive_float(text: str) -> float:
+    return _number(text, float, lambda v: v > 0, "a positive number")
+
+
+def _gpu_share(text: str) -> float:
+    return _number(text, float, lambda v: 0 <= v <= 1 or v == int(v), "a fraction of one GPU or a whole number")
 
 
 def _fraction(text: str) -> float:
-    value = float(text)
-    if not 0.0 < value < 1.0:
-        raise argparse.ArgumentTypeError(f"must lie strictly between 0 and 1, got {text}")
-    return value
+    return _number(text, float, lambda v: 0.0 < v < 1.0, "strictly between 0 and 1")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -129,6 +149,9 @@ def main(argv: list[str] | None = None) -> int:
         return run_inspect(args)
     except EcgtuneError as error:
         print(f"error: {error}", file=sys.stderr)
+        return 2
+    except OSError as error:
+        print(f"error: {error.filename or ''}{': ' if error.filename else ''}{error.strerror or error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
@@ -163,32 +186,38 @@ def run_search(args: argparse.Namespace) -> int:
             raise EcgtuneError("--resume needs the --name of the experiment to continue")
         plan = experiment.load_plan(run_dir)
     else:
-        plan = experiment.plan_from_arguments(args, parse_families(args.arch), args.smoke,
+        plan = experiment.plan_from_arguments(args, parse_families(args.arch), run_dir, args.smoke,
                                               DEFAULT_ROWS, SMOKE_ROWS, SMOKE_SAMPLES)
-        experiment.refuse_to_overwrite(run_dir)
     data = experiment.load_data(plan, use_cache=not args.no_cache)
     train_rows, val_rows = experiment.split(plan, data)
-    experiment.save_plan(run_dir, plan, data, val_rows)
-    print(f"data: {data.source}: {len(data)} rows x {data.signal_length} samples, {data.n_classes} classes "
-          f"(train {len(train_rows)}, validation {len(val_rows)})", file=sys.stderr)
 
     from ecgtune.trainables import tune_search
 
     tune_search.start_ray(args.address)
     settings = search_settings(plan, args, run_dir)
+    if not args.resume and tune_search.experiment_exists(settings):
+        raise EcgtuneError(f"{settings.experiment_path} already holds an experiment; "
+                           "continue it with --resume or pick another --name")
+    experiment.save_plan(run_dir, plan, data, val_rows, resume=args.resume)
+    print(f"data: {data.source}: {len(data)} rows x {data.signal_length} samples, {data.n_classes} classes "
+          f"(train {len(train_rows)}, validation {len(val_rows)})", file=sys.stderr)
     results = tune_search.run(settings, data, train_rows, val_rows, resume=args.resume)
     rows = rank_rows(tune_search.trial_rows(results))
+    silent = len(results) - len(rows)
     if not rows:
         raise EcgtuneError(f"no trial reported a result; see {settings.experiment_path}")
     write_csv(rows, run_dir / "leaderboard.csv")
     for title, table in leaderboard_tables(rows):
         print(f"\n{title}\n{format_table(table)}")
+    if silent:
+        print(f"\n{silent} trial(s) stopped or failed before their first epoch ended; not ranked")
     print(f"\nleaderboard: {run_dir / 'leaderboard.csv'}; trials and checkpoints: {settings.experiment_path}")
     return 0
 
 
 def search_settings(plan, args: argparse.Namespace, run_dir: Path):
-    """The plan plus this invocation's resources (which may change between a run and its resume)."""
+    """The plan plus this invocation's resources per trial (on resume, Ray keeps the experiment's saved
+    retry and concurrency settings)."""
     from ecgtune.search_spaces import EpochBudget
     from ecgtune.trainables import tune_search
 
@@ -196,7 +225,7 @@ def search_settings(plan, args: argparse.Namespace, run_dir: Path):
     if gpus is None:
         gpus = DEFAULT_GPUS_PER_TRIAL if tune_search.cluster_gpus() > 0 else 0.0
     return tune_search.SearchSettings(
-        families=plan.families, name=run_dir.name, storage=args.storage or str(run_dir.parent.resolve()),
+        families=plan.families, name=run_dir.name, storage=plan.storage,
         num_samples=plan.num_samples, time_budget_s=plan.time_budget_s, searcher=plan.searcher,
         scheduler=plan.scheduler, grace_period=plan.grace_period, reduction_factor=plan.reduction_factor,
         budget=EpochBudget(plan.min_epochs, plan.max_epochs), cpus_per_trial=args.cpus_per_trial,

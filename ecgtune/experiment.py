@@ -8,14 +8,13 @@ validation rows are saved as RUNS_DIR/NAME/validation.npz for the ensemble stage
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 import xxhash
 
+from ecgtune.atomic import atomic_path, write_text_atomically
 from ecgtune.data import HeartbeatData, holdout_split, load_dataset, make_synthetic
 from ecgtune.errors import EcgtuneError
 
@@ -27,6 +26,7 @@ class Plan:
     """What an experiment searches; everything `--resume` must keep the same."""
 
     families: list[str]
+    storage: str              # where Ray keeps the trials: an absolute folder or a URI (s3://...)
     data: str | None          # training file, or None for the embedded synthetic beats
     rows: int                 # synthetic rows (ignored with a file)
     val_fraction: float
@@ -41,14 +41,22 @@ class Plan:
     max_epochs: int
 
 
-def plan_from_arguments(args, families: list[str], smoke: bool, default_rows: int, smoke_rows: int,
-                        smoke_samples: int) -> Plan:
+def plan_from_arguments(args, families: list[str], run_dir: Path, smoke: bool, default_rows: int,
+                        smoke_rows: int, smoke_samples: int) -> Plan:
     """The plan the command line asks for; `--smoke` shrinks data, trials and epochs."""
     if args.min_epochs > args.max_epochs:
         raise EcgtuneError(f"--min-epochs {args.min_epochs} exceeds --max-epochs {args.max_epochs}")
+    if not smoke and args.grace_period > args.max_epochs:
+        raise EcgtuneError(f"--grace-period {args.grace_period} exceeds --max-epochs {args.max_epochs}")
+    if args.reduction_factor < 2:
+        raise EcgtuneError(f"--reduction-factor must be at least 2, got {args.reduction_factor}")
     budget_minutes = args.time_budget if args.time_budget and args.time_budget > 0 else None
+    storage = args.storage or str(run_dir.parent)
+    if "://" not in storage:
+        storage = str(Path(storage).resolve())
     return Plan(
         families=families,
+        storage=storage,
         data=str(Path(args.data).resolve()) if args.data else None,
         rows=args.rows or (smoke_rows if smoke else default_rows),
         val_fraction=args.val_fraction,
@@ -64,12 +72,6 @@ def plan_from_arguments(args, families: list[str], smoke: bool, default_rows: in
     )
 
 
-def refuse_to_overwrite(run_dir: Path) -> None:
-    """A new experiment may not reuse the folder of an earlier one."""
-    if (run_dir / PLAN_FILE).exists():
-        raise EcgtuneError(f"{run_dir} already holds an experiment; continue it with --resume or pick another --name")
-
-
 def load_plan(run_dir: Path) -> Plan:
     """The plan of the experiment in `run_dir`."""
     try:
@@ -77,7 +79,7 @@ def load_plan(run_dir: Path) -> Plan:
         return Plan(**saved["plan"])
     except FileNotFoundError:
         raise EcgtuneError(f"{run_dir}: no experiment to resume ({PLAN_FILE} is missing)") from None
-    except (ValueError, KeyError, TypeError) as error:
+    except (OSError, ValueError, KeyError, TypeError) as error:
         raise EcgtuneError(f"{run_dir / PLAN_FILE}: unreadable ({error})") from None
 
 
@@ -102,21 +104,17 @@ def fingerprint(data: HeartbeatData) -> dict:
             "class_counts": data.class_counts().tolist(), "hash": digest.hexdigest()}
 
 
-def save_plan(run_dir: Path, plan: Plan, data: HeartbeatData, val_rows: np.ndarray) -> None:
-    """Writes search.json and validation.npz; on resume, refuses data that differ from the saved ones."""
+def save_plan(run_dir: Path, plan: Plan, data: HeartbeatData, val_rows: np.ndarray, resume: bool) -> None:
+    """Writes search.json and validation.npz; on resume, only checks that the data are the saved ones."""
     current = fingerprint(data)
     plan_path = run_dir / PLAN_FILE
-    if plan_path.exists():
-        saved = json.loads(plan_path.read_text())["data_fingerprint"]
+    if resume:
+        saved = json.loads(plan_path.read_text()).get("data_fingerprint")
         if saved != current:
             raise EcgtuneError(f"{plan.data or 'the synthetic data'} changed since experiment {run_dir} started "
-                               f"(saved {saved['rows']} rows, hash {saved['hash']}; now {current['rows']} rows, "
-                               f"hash {current['hash']})")
+                               f"(saved: {saved}; now: {current})")
         return
     run_dir.mkdir(parents=True, exist_ok=True)
-    np.savez(run_dir / VALIDATION_FILE, rows=val_rows, ids=data.ids[val_rows], labels=data.labels[val_rows])
-    content = json.dumps({"plan": asdict(plan), "data_fingerprint": current}, indent=2)
-    handle, temporary = tempfile.mkstemp(prefix=f".{PLAN_FILE}.", dir=run_dir)
-    with os.fdopen(handle, "w") as stream:
-        stream.write(content)
-    os.replace(temporary, plan_path)
+    with atomic_path(run_dir / VALIDATION_FILE) as temporary, open(temporary, "wb") as stream:
+        np.savez(stream, rows=val_rows, ids=data.ids[val_rows], labels=data.labels[val_rows])
+    write_text_atomically(plan_path, json.dumps({"plan": asdict(plan), "data_fingerprint": current}, indent=2))

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import csv
 import io
-import os
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
+
+from ecgtune.atomic import write_text_atomically
 
 LEADERBOARD_COLUMNS = (
     ("rank", "rank", "{}"),
@@ -62,8 +62,4 @@ def write_csv(rows: Sequence[dict], path: Path) -> None:
     writer = csv.DictWriter(buffer, fieldnames=columns, extrasaction="ignore", lineterminator="\n")
     writer.writeheader()
     writer.writerows(rows)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    with os.fdopen(handle, "w") as stream:
-        stream.write(buffer.getvalue())
-    os.replace(temporary, path)
+    write_text_atomically(path, buffer.getvalue())

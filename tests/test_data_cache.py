@@ -77,3 +77,13 @@ def test_cache_can_be_bypassed(tmp_path, isolated_cache):
     path = competition_csv(tmp_path / "train.csv", BEATS, labels=[0, 1])
     load_dataset(path, use_cache=False)
     assert not any(isolated_cache.iterdir())
+
+
+def test_warnings_name_the_file_being_loaded_even_from_a_shared_entry(tmp_path):
+    first = competition_csv(tmp_path / "first.csv", BEATS * 2, labels=[0, 1])
+    second = tmp_path / "second.csv"
+    second.write_bytes(first.read_bytes())
+    with pytest.warns(DataWarning, match="first.csv"):
+        load_dataset(first)
+    with pytest.warns(DataWarning, match="second.csv"):
+        load_dataset(second)

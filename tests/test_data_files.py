@@ -1,7 +1,6 @@
 import gzip
 import subprocess
 import sys
-import warnings
 
 import numpy as np
 import pyarrow as pa
@@ -211,6 +210,29 @@ def test_cli_make_data_writes_competition_files(tmp_path):
     again = _cli("make-data", "--n", 200, "--out", tmp_path / "again.csv", cache_dir=tmp_path / "c")
     assert again.returncode == 0
     assert (tmp_path / "again.csv").read_bytes() == (tmp_path / "train.csv").read_bytes()
+
+
+def test_an_absurd_label_is_refused_without_allocating_for_it(tmp_path):
+    path = competition_csv(tmp_path / "train.csv", GOOD, labels=[0, 100000000, 1])
+    with pytest.raises(DataError, match=r"row id 1 \(line 3\): label 1e\+08 is out of range"):
+        load_dataset(path)
+
+
+def test_cli_make_data_into_a_folder_is_a_clear_error(tmp_path):
+    result = _cli("make-data", "--n", 10, "--out", tmp_path, cache_dir=tmp_path / "c")
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert result.stderr.startswith("error: ") and len(result.stderr.strip().splitlines()) == 1
+
+
+def test_written_files_get_the_usual_permissions(tmp_path):
+    import os
+
+    previous = os.umask(0o022)
+    try:
+        write_dataset(make_synthetic(10), tmp_path / "train.csv")
+    finally:
+        os.umask(previous)
+    assert (tmp_path / "train.csv").stat().st_mode & 0o777 == 0o644
 
 
 def test_write_is_atomic(tmp_path):

@@ -4,7 +4,7 @@ import torch
 
 from ecgtune.data import holdout_split, make_synthetic, prepare_fold
 from ecgtune.errors import ConfigError
-from ecgtune.trainables import TrainConfig, train, train_family
+from ecgtune.trainables import TrainConfig, train_family
 from ecgtune.trainables.trainer import training_loss
 
 SMALL = dict(widths=(16, 32), kernel_sizes=(7, 3), hidden=(32,))

@@ -10,6 +10,7 @@ touched for a second, so a change within the file system's timestamp granularity
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -21,7 +22,9 @@ from pathlib import Path
 import numpy as np
 import xxhash
 
-FORMAT_VERSION = 1
+from ecgtune.atomic import write_text_atomically
+
+FORMAT_VERSION = 2
 ARRAY_NAMES = ("ids", "signals", "labels")
 RACY_WINDOW_NS = 1_000_000_000
 
@@ -64,7 +67,8 @@ def remember_digest(root: Path, path: Path, stat: os.stat_result, digest: str) -
     if time.time_ns() - max(stat.st_mtime_ns, stat.st_ctime_ns) < RACY_WINDOW_NS:
         return
     record = {"path": str(path.resolve()), "fingerprint": _fingerprint(stat), "digest": digest}
-    _write_atomically(_index_path(root, path), json.dumps(record).encode())
+    with contextlib.suppress(OSError):
+        write_text_atomically(_index_path(root, path), json.dumps(record))
 
 
 def load_entry(root: Path, digest: str) -> tuple[dict[str, np.ndarray | None], list[str]] | None:
@@ -107,14 +111,3 @@ def store_entry(root: Path, digest: str, arrays: dict[str, np.ndarray | None], w
         os.rename(staging, folder)
     except OSError:
         shutil.rmtree(staging, ignore_errors=True)
-
-
-def _write_atomically(path: Path, content: bytes) -> None:
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-        with os.fdopen(handle, "wb") as stream:
-            stream.write(content)
-        os.replace(temporary, path)
-    except OSError:
-        pass

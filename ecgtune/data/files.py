@@ -10,8 +10,6 @@ the error can name the row and the problem.
 from __future__ import annotations
 
 import os
-import re
-import tempfile
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +20,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 
+from ecgtune.atomic import atomic_path
 from ecgtune.data import cache
 from ecgtune.errors import DataError, DataWarning
 
@@ -30,6 +29,7 @@ PARQUET_SUFFIXES = (".parquet", ".pq")
 GZIP_MAGIC = b"\x1f\x8b"
 NUMBER_PATTERN = r"^\s*[-+]?((\d+\.?\d*|\.\d+)([eE][-+]?\d+)?|nan|NaN|NAN|inf|Inf|INF|infinity|Infinity)\s*$"
 FAST_PATH_BLOCK_BYTES = 1 << 21
+MAX_CLASSES = 1000
 
 
 @dataclass(frozen=True)
@@ -63,11 +63,6 @@ class HeartbeatData:
     def class_counts(self) -> np.ndarray:
         """Rows per class."""
         return np.bincount(self.labels, minlength=self.n_classes) if self.labels is not None else np.zeros(0)
-
-    def subset(self, rows: np.ndarray) -> HeartbeatData:
-        """The rows at the given positions, in that order."""
-        labels = None if self.labels is None else self.labels[rows]
-        return HeartbeatData(self.ids[rows], self.signals[rows], labels, self.source)
 
 
 def load_dataset(
@@ -114,7 +109,7 @@ def load_dataset(
     if use_cache:
         cache.remember_digest(root, path, stat, digest)
     for note in notes:
-        warnings.warn(DataWarning(note), stacklevel=2)
+        warnings.warn(DataWarning(f"{path}: {note}"), stacklevel=2)
     data = HeartbeatData(arrays["ids"], arrays["signals"], arrays["labels"], str(path))
     _check_expectations(data, signal_length, n_classes, require_labels)
     return data
@@ -126,24 +121,18 @@ def write_dataset(data: HeartbeatData, path: str | os.PathLike) -> None:
     The file appears whole or not at all (written to a temporary file, then renamed).
     """
     path = Path(path)
-    table = _competition_table(data, as_text=path.suffix not in PARQUET_SUFFIXES)
+    suffix = path.suffix.lower()
+    table = _competition_table(data, as_text=suffix not in PARQUET_SUFFIXES)
     try:
-        handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+        with atomic_path(path) as temporary:
+            if suffix in PARQUET_SUFFIXES:
+                pq.write_table(table, temporary)
+            else:
+                with pa.output_stream(str(temporary), compression="gzip" if suffix == ".gz" else None) as stream:
+                    stream.write(",".join(table.column_names).encode() + b"\n")
+                    pa_csv.write_csv(table, stream, pa_csv.WriteOptions(include_header=False))
     except OSError as error:
-        raise DataError(f"{path}: cannot write here ({error.strerror})") from None
-    os.close(handle)
-    try:
-        if path.suffix in PARQUET_SUFFIXES:
-            pq.write_table(table, temporary)
-        else:
-            compression = "gzip" if path.suffix == ".gz" else None
-            with pa.output_stream(temporary, compression=compression) as stream:
-                stream.write(",".join(table.column_names).encode() + b"\n")
-                pa_csv.write_csv(table, stream, pa_csv.WriteOptions(include_header=False))
-        os.replace(temporary, path)
-    except BaseException:
-        os.unlink(temporary)
-        raise
+        raise DataError(f"{path}: cannot write ({error.strerror or error})") from None
 
 
 def _competition_table(data: HeartbeatData, as_text: bool) -> pa.Table:
@@ -372,7 +361,7 @@ def _validated(rows: _Rows, ids: np.ndarray, signals: np.ndarray, labels: np.nda
     if outside is not None:
         row = int(np.argmax(outside))
         notes.append(
-            f"{rows.path}: {int(outside.sum())} rows have values outside [0, 1], the competition's range "
+            f"{int(outside.sum())} rows have values outside [0, 1], the competition's range "
             f"(first: id {ids[row]}, range {signals[row].min():.4g}..{signals[row].max():.4g}); continuing"
         )
     if labels is not None:
@@ -380,7 +369,7 @@ def _validated(rows: _Rows, ids: np.ndarray, signals: np.ndarray, labels: np.nda
         counts = np.bincount(labels)
         if (counts == 0).any():
             empty = ", ".join(str(c) for c in np.flatnonzero(counts == 0))
-            notes.append(f"{rows.path}: no rows of class {empty} (labels run 0..{len(counts) - 1}); continuing")
+            notes.append(f"no rows of class {empty} (labels run 0..{len(counts) - 1}); continuing")
     return {"ids": ids, "signals": signals, "labels": labels}, notes
 
 
@@ -390,10 +379,11 @@ def _integer_labels(rows: _Rows, labels: np.ndarray) -> np.ndarray:
     if bad.any():
         row = int(np.argmax(bad))
         raise DataError(f"{rows.at(row)}: label {labels[row]:g} is not an integer class")
-    negative = labels < 0
-    if negative.any():
-        row = int(np.argmax(negative))
-        raise DataError(f"{rows.at(row)}: label {labels[row]:g} is out of range (classes are 0, 1, 2, ...)")
+    outside = (labels < 0) | (labels >= MAX_CLASSES)
+    if outside.any():
+        row = int(np.argmax(outside))
+        raise DataError(f"{rows.at(row)}: label {labels[row]:g} is out of range "
+                        f"(classes are 0, 1, 2, ..., at most {MAX_CLASSES})")
     return labels.astype(np.int64)
 
 

@@ -35,6 +35,8 @@ class Fold:
 
 def _require_stratifiable(labels: np.ndarray, n_splits: int) -> None:
     counts = np.bincount(labels)
+    if (counts > 0).sum() < 2:
+        raise DataError(f"the labels hold {(counts > 0).sum()} class; classification needs at least 2")
     present = counts[counts > 0]
     if present.min() < n_splits:
         rare = int(np.flatnonzero((counts > 0) & (counts < n_splits))[0])
@@ -47,7 +49,10 @@ def holdout_split(labels: np.ndarray, val_fraction: float = 0.2, seed: int = 0) 
         raise ValueError(f"val_fraction must lie in (0, 1), got {val_fraction}")
     _require_stratifiable(labels, 2)
     splitter = StratifiedShuffleSplit(n_splits=1, test_size=val_fraction, random_state=seed)
-    train_rows, val_rows = next(splitter.split(np.zeros(len(labels)), labels))
+    try:
+        train_rows, val_rows = next(splitter.split(np.zeros(len(labels)), labels))
+    except ValueError as error:
+        raise DataError(f"cannot split {len(labels)} rows into training and validation: {error}") from None
     return np.sort(train_rows), np.sort(val_rows)
 
 

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ecgtune.data import IMBALANCE_METHODS
+from ecgtune.trainables.trainer import LOSSES, SCHEDULES
+
 LEARNING_RATE = (3e-4, 1e-2)
 WEIGHT_DECAY = (1e-5, 1e-1)
 BATCH_SIZES = [128, 256, 512]
 DROPOUT = (0.0, 0.5)
 LABEL_SMOOTHING = (0.0, 0.2)
-LOSSES = ["cross_entropy", "l1"]
-SCHEDULES = ["onecycle", "cosine"]
-IMBALANCE = ["none", "smote", "class_weights"]
 
 
 @dataclass(frozen=True)
@@ -29,7 +29,7 @@ def shared(trial, budget: EpochBudget) -> None:
     trial.suggest_categorical("train/batch_size", BATCH_SIZES)
     trial.suggest_int("train/epochs", budget.min_epochs, budget.max_epochs)
     trial.suggest_float("train/label_smoothing", *LABEL_SMOOTHING)
-    trial.suggest_categorical("train/loss", LOSSES)
-    trial.suggest_categorical("train/schedule", SCHEDULES)
+    trial.suggest_categorical("train/loss", list(LOSSES))
+    trial.suggest_categorical("train/schedule", list(SCHEDULES))
     trial.suggest_float("model/dropout", *DROPOUT)
-    trial.suggest_categorical("data/imbalance", IMBALANCE)
+    trial.suggest_categorical("data/imbalance", list(IMBALANCE_METHODS))

@@ -4,7 +4,7 @@ checkpoints what the ensemble stage needs.
 A trial's checkpoint folder holds:
     model.safetensors   the best epoch's weights
     config.json         family, model config, training config, imbalance handling, best metrics
-    val_probs.npy       the best epoch's validation probabilities (rows in `validation_rows.npy` order)
+    val_probs.npy       the best epoch's validation probabilities (rows as in RUNS_DIR/NAME/validation.npz)
     trainer_state.pt    the whole training state, to resume an interrupted trial (weights-only file)
 """
 

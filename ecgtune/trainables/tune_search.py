@@ -127,17 +127,25 @@ def restore_tuner(settings: SearchSettings, data: HeartbeatData, train_rows: np.
 
 
 def start_ray(address: str | None = None) -> None:
-    """Joins the cluster at `address` (auto, or ray://host:10001), else starts Ray on this machine with
-    its dashboard, if any, bound to localhost only."""
+    """Joins the cluster at `address` (auto, or ray://host:10001), else starts Ray on this machine
+    without its dashboard and job API (Ray's own ports use its token authentication)."""
     import ray
 
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
     if ray.is_initialized():
         return
-    if address:
-        ray.init(address=address)
-    else:
-        ray.init(dashboard_host="127.0.0.1", include_dashboard=False)
+    try:
+        if address:
+            ray.init(address=address)
+        else:
+            ray.init(dashboard_host="127.0.0.1", include_dashboard=False)
+    except (ConnectionError, RuntimeError, ValueError) as error:
+        raise ConfigError(f"cannot start or join Ray{' at ' + address if address else ''}: {error}") from None
+
+
+def experiment_exists(settings: SearchSettings) -> bool:
+    """Whether Ray already keeps an experiment at the settings' path."""
+    return tune.Tuner.can_restore(settings.experiment_path)
 
 
 def cluster_gpus() -> float:
