@@ -1,4 +1,4 @@
-"""Command line: `python -m ecgtune {search,make-data,inspect}`; `python search.py` is `search`.
+"""Command line: `python -m ecgtune {search,ensemble,make-data,inspect}`; `python search.py` is `search`.
 
 Errors in the user's input are printed as one line (`error: ...`) with exit code 2, never a traceback.
 """
@@ -38,6 +38,19 @@ def build_parser() -> argparse.ArgumentParser:
     make_data.add_argument("--test-n", type=_positive_int, default=20_000, help="test rows (default 20000)")
     make_data.add_argument("--signal-length", type=_positive_int, default=205, help="samples per beat (default 205)")
     make_data.add_argument("--seed", type=_seed, default=0, help="random seed (default 0)")
+
+    ensemble = commands.add_parser(
+        "ensemble", help="build the best ensemble of an experiment's checkpoints",
+        description="Greedy ensemble selection over the best checkpoints of a finished or interrupted "
+                    "experiment, then the learned decision rule; writes RUNS_DIR/NAME/ensemble.json.")
+    ensemble.add_argument("--experiment", type=Path, required=True, help="the experiment folder, e.g. runs/NAME")
+    ensemble.add_argument("--size", type=_positive_int, default=25, help="selection steps (default 25)")
+    ensemble.add_argument("--top-k", type=_positive_int, default=30,
+                          help="library: the K best checkpoints plus the best of each family (default 30)")
+    ensemble.add_argument("--bagging", type=_count, default=0, help="bagging rounds over the library (default 0)")
+    ensemble.add_argument("--folds", type=_positive_int, default=5,
+                          help="folds for the cross-fitted estimate of the decision rule (default 5)")
+    ensemble.add_argument("--seed", type=_seed, default=0, help="random seed (default 0)")
 
     inspect = commands.add_parser(
         "inspect", help="validate a data file and summarise it",
@@ -146,6 +159,8 @@ def main(argv: list[str] | None = None) -> int:
             return run_search(args)
         if args.command == "make-data":
             return run_make_data(args)
+        if args.command == "ensemble":
+            return run_ensemble(args)
         return run_inspect(args)
     except EcgtuneError as error:
         print(f"error: {error}", file=sys.stderr)
@@ -178,7 +193,7 @@ def parse_families(arch: str) -> list[str]:
 def run_search(args: argparse.Namespace) -> int:
     """Runs (or resumes) the Ray Tune search and writes the leaderboard."""
     from ecgtune import experiment
-    from ecgtune.report import format_table, leaderboard_tables, rank_rows, write_csv
+    from ecgtune.report import format_ensemble, format_table, leaderboard_tables, rank_rows, write_csv
 
     run_dir = args.runs_dir / (args.name or time.strftime("%Y%m%d-%H%M%S"))
     if args.resume:
@@ -212,6 +227,21 @@ def run_search(args: argparse.Namespace) -> int:
     if silent:
         print(f"\n{silent} trial(s) stopped or failed before their first epoch ended; not ranked")
     print(f"\nleaderboard: {run_dir / 'leaderboard.csv'}; trials and checkpoints: {settings.experiment_path}")
+    if "://" not in settings.storage:
+        print(f"\n{format_ensemble(experiment.ensemble_experiment(run_dir, seed=plan.seed))}")
+        print(f"ensemble: {run_dir / experiment.ENSEMBLE_FILE}")
+    return 0
+
+
+def run_ensemble(args: argparse.Namespace) -> int:
+    """Builds, saves and prints the ensemble of an experiment."""
+    from ecgtune import experiment
+    from ecgtune.report import format_ensemble
+
+    summary = experiment.ensemble_experiment(args.experiment, args.size, args.top_k, args.bagging, args.folds,
+                                             args.seed)
+    print(format_ensemble(summary))
+    print(f"ensemble: {args.experiment / experiment.ENSEMBLE_FILE}")
     return 0
 
 

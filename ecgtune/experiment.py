@@ -18,7 +18,7 @@ from ecgtune.atomic import atomic_path, write_text_atomically
 from ecgtune.data import HeartbeatData, holdout_split, load_dataset, make_synthetic
 from ecgtune.errors import EcgtuneError
 
-PLAN_FILE, VALIDATION_FILE = "search.json", "validation.npz"
+PLAN_FILE, VALIDATION_FILE, ENSEMBLE_FILE = "search.json", "validation.npz", "ensemble.json"
 
 
 @dataclass(frozen=True)
@@ -118,3 +118,22 @@ def save_plan(run_dir: Path, plan: Plan, data: HeartbeatData, val_rows: np.ndarr
     with atomic_path(run_dir / VALIDATION_FILE) as temporary, open(temporary, "wb") as stream:
         np.savez(stream, rows=val_rows, ids=data.ids[val_rows], labels=data.labels[val_rows])
     write_text_atomically(plan_path, json.dumps({"plan": asdict(plan), "data_fingerprint": current}, indent=2))
+
+
+def ensemble_experiment(run_dir: Path, size: int = 25, top_k: int = 30, bagging_rounds: int = 0,
+                        decision_folds: int = 5, seed: int = 0) -> dict:
+    """Builds the ensemble of a finished or interrupted experiment and saves it as RUNS_DIR/NAME/ensemble.json."""
+    from ecgtune.ensemble import build_ensemble, load_library
+
+    plan = load_plan(run_dir)
+    if "://" in plan.storage:
+        raise EcgtuneError(f"the trials of {run_dir} are in {plan.storage}; copy them into a local folder and "
+                           "point search.json's storage at it")
+    try:
+        labels = np.load(run_dir / VALIDATION_FILE, allow_pickle=False)["labels"]
+    except (OSError, ValueError, KeyError) as error:
+        raise EcgtuneError(f"{run_dir / VALIDATION_FILE}: unreadable ({error})") from None
+    members = load_library(Path(plan.storage) / run_dir.name, len(labels), top_k)
+    summary = build_ensemble(members, labels, size, bagging_rounds, decision_folds, seed)
+    write_text_atomically(run_dir / ENSEMBLE_FILE, json.dumps(summary, indent=2))
+    return summary

@@ -63,3 +63,24 @@ def write_csv(rows: Sequence[dict], path: Path) -> None:
     writer.writeheader()
     writer.writerows(rows)
     write_text_atomically(path, buffer.getvalue())
+
+
+def format_ensemble(summary: dict) -> str:
+    """The ensemble's members and weights, its decision rule, and the validation abs-sum of each stage."""
+    from ecgtune.ensemble import SCORE_TITLES
+
+    members = format_table(
+        [{"family": m["family"], "trial": m["trial"], "weight": m["weight"], "abs_sum": m["val_abs_sum"]}
+         for m in summary["members"]],
+        columns=(("family", "family", "{}"), ("trial", "trial", "{}"), ("weight", "weight", "{:.3f}"),
+                 ("abs_sum", "member val abs-sum", "{:.1f}")),
+    )
+    scores = format_table(
+        [{"stage": SCORE_TITLES[key], "abs_sum": value} for key, value in summary["scores"].items()],
+        columns=(("stage", "stage", "{}"), ("abs_sum", f"val abs-sum ({summary['validation_rows']} rows)", "{:.1f}")),
+    )
+    rule = summary["decision_rule"]
+    thresholds = ", ".join(f"{t:.2f}" for t in rule["thresholds"])
+    return (f"Ensemble of {len(summary['members'])} members (from a library of {len(summary['library'])})\n"
+            f"{members}\n\nDecision rule: thresholds {thresholds}; rows below every threshold: {rule['fallback']}\n\n"
+            f"{scores}\n(The ensemble was selected on these rows, so its figures are optimistic.)")

@@ -1,4 +1,5 @@
 import csv
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -34,6 +35,15 @@ def test_smoke_search_over_all_families(tmp_path):
     assert scores == sorted(scores)
     assert "Best per family" in result.stdout and "Best trials overall" in result.stdout
     assert (tmp_path / "smoke" / "search.json").exists() and (tmp_path / "smoke" / "validation.npz").exists()
+    summary = json.loads((tmp_path / "smoke" / "ensemble.json").read_text())
+    assert sum(member["weight"] for member in summary["members"]) == pytest.approx(1.0)
+    scores = summary["scores"]
+    assert scores["ensemble_learned_rule"] <= scores["ensemble_median_rule"]
+    assert scores["ensemble_median_rule"] <= scores["best_single_median_rule"]
+    rebuilt = subprocess.run([sys.executable, "-m", "ecgtune", "ensemble", "--experiment", str(tmp_path / "smoke")],
+                             capture_output=True, text=True, timeout=120)
+    assert rebuilt.returncode == 0 and "Decision rule" in rebuilt.stdout
+    assert json.loads((tmp_path / "smoke" / "ensemble.json").read_text())["members"] == summary["members"]
     again = _search(tmp_path, "--smoke", "--name", "smoke")
     assert again.returncode == 2 and "already holds an experiment" in again.stderr
 

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from ecgtune.ensemble import DecisionRule, EnsembleSelection, cross_fitted_abs_sum, fit_decision_rule
-from ecgtune.errors import ConfigError
+from ecgtune.errors import ConfigError, EcgtuneError
 from ecgtune.metrics import abs_sum, argmax_decisions, threshold_decisions
 
 
@@ -102,3 +102,27 @@ def test_fallbacks():
     np.testing.assert_allclose(DecisionRule(np.full(4, 0.5), "proba").decide(probs)[0], probs[0])
     np.testing.assert_array_equal(DecisionRule(np.full(4, 0.5), "argmax").decide(probs)[0], [1, 0, 0, 0])
     np.testing.assert_array_equal(DecisionRule(np.full(4, 0.5), "zeros").decide(probs)[1], [1, 0, 0, 0])
+
+
+def _write_checkpoint(folder, family, abs_sum_value, probs):
+    import json
+
+    folder.mkdir(parents=True)
+    (folder / "config.json").write_text(json.dumps({"family": family,
+                                                    "best_metrics": {"abs_sum": abs_sum_value, "log_loss": 0.1}}))
+    np.save(folder / "val_probs.npy", probs)
+
+
+def test_library_keeps_the_top_k_and_the_best_of_every_family(tmp_path):
+    from ecgtune.ensemble import load_library
+
+    probs = np.full((5, 4), 0.25)
+    _write_checkpoint(tmp_path / "plain_cnn_a" / "checkpoint_000000", "plain_cnn", 30.0, probs)
+    _write_checkpoint(tmp_path / "plain_cnn_a" / "checkpoint_000003", "plain_cnn", 10.0, probs)
+    _write_checkpoint(tmp_path / "plain_cnn_b" / "checkpoint_000001", "plain_cnn", 12.0, probs)
+    _write_checkpoint(tmp_path / "resnet1d_c" / "checkpoint_000001", "resnet1d", 50.0, probs)
+    _write_checkpoint(tmp_path / "resnet1d_d" / "checkpoint_000001", "resnet1d", 40.0, probs)
+    library = load_library(tmp_path, n_rows=5, top_k=1)
+    assert [(m.trial, m.val_abs_sum) for m in library] == [("plain_cnn_a", 10.0), ("resnet1d_d", 40.0)]
+    with pytest.raises(EcgtuneError, match="do not match the experiment's 7 validation rows"):
+        load_library(tmp_path, n_rows=7)
