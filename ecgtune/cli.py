@@ -1,4 +1,4 @@
-"""Command line: `python -m ecgtune {search,ensemble,make-data,inspect}`; `python search.py` is `search`.
+"""Command line: `python -m ecgtune {search,ensemble,predict,make-data,inspect}`; `python search.py` is `search`.
 
 Errors in the user's input are printed as one line (`error: ...`) with exit code 2, never a traceback.
 """
@@ -51,6 +51,17 @@ def build_parser() -> argparse.ArgumentParser:
     ensemble.add_argument("--folds", type=_positive_int, default=5,
                           help="folds for the cross-fitted estimate of the decision rule (default 5)")
     ensemble.add_argument("--seed", type=_seed, default=0, help="random seed (default 0)")
+
+    predict = commands.add_parser(
+        "predict", help="write a submission file with an exported bundle",
+        description="Predict every row of a file with a bundle and write id,label_0,...,label_K-1 "
+                    "(same ids, same order).")
+    predict.add_argument("--bundle", type=Path, required=True, help="bundle folder, e.g. runs/NAME/bundle")
+    predict.add_argument("--data", type=Path, required=True, help="file to predict (CSV, CSV.gz or Parquet)")
+    predict.add_argument("--out", type=Path, required=True, help="submission CSV to write")
+    predict.add_argument("--output", choices=("decision", "proba"), default="decision",
+                         help="decision: the learned decision rule's values (default); proba: probabilities")
+    predict.add_argument("--no-cache", action="store_true", help="neither read nor write the parse cache")
 
     inspect = commands.add_parser(
         "inspect", help="validate a data file and summarise it",
@@ -161,6 +172,8 @@ def main(argv: list[str] | None = None) -> int:
             return run_make_data(args)
         if args.command == "ensemble":
             return run_ensemble(args)
+        if args.command == "predict":
+            return run_predict(args)
         return run_inspect(args)
     except EcgtuneError as error:
         print(f"error: {error}", file=sys.stderr)
@@ -228,8 +241,9 @@ def run_search(args: argparse.Namespace) -> int:
         print(f"\n{silent} trial(s) stopped or failed before their first epoch ended; not ranked")
     print(f"\nleaderboard: {run_dir / 'leaderboard.csv'}; trials and checkpoints: {settings.experiment_path}")
     if "://" not in settings.storage:
-        print(f"\n{format_ensemble(experiment.ensemble_experiment(run_dir, seed=plan.seed))}")
-        print(f"ensemble: {run_dir / experiment.ENSEMBLE_FILE}")
+        summary = experiment.ensemble_experiment(run_dir, seed=plan.seed)
+        print(f"\n{format_ensemble(summary)}")
+        print(f"ensemble: {run_dir / experiment.ENSEMBLE_FILE}; bundle: {experiment.export_experiment(run_dir, summary)}")
     return 0
 
 
@@ -241,7 +255,23 @@ def run_ensemble(args: argparse.Namespace) -> int:
     summary = experiment.ensemble_experiment(args.experiment, args.size, args.top_k, args.bagging, args.folds,
                                              args.seed)
     print(format_ensemble(summary))
-    print(f"ensemble: {args.experiment / experiment.ENSEMBLE_FILE}")
+    bundle = experiment.export_experiment(args.experiment, summary)
+    print(f"ensemble: {args.experiment / experiment.ENSEMBLE_FILE}; bundle: {bundle}")
+    return 0
+
+
+def run_predict(args: argparse.Namespace) -> int:
+    """Writes the submission: one row per input row, same ids and order."""
+    from ecgtune.bundle import load_bundle
+    from ecgtune.data import load_dataset
+    from ecgtune.report import write_submission
+
+    bundle = load_bundle(args.bundle)
+    data = load_dataset(args.data, signal_length=bundle.manifest["signal_length"], use_cache=not args.no_cache)
+    probs = bundle.predict_proba(data.signals)
+    values = bundle.decide(probs) if args.output == "decision" else probs
+    write_submission(args.out, data.ids, values)
+    print(f"wrote {args.out}: {len(data)} rows ({args.output})")
     return 0
 
 

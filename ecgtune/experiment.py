@@ -18,7 +18,7 @@ from ecgtune.atomic import atomic_path, write_text_atomically
 from ecgtune.data import HeartbeatData, holdout_split, load_dataset, make_synthetic
 from ecgtune.errors import EcgtuneError
 
-PLAN_FILE, VALIDATION_FILE, ENSEMBLE_FILE = "search.json", "validation.npz", "ensemble.json"
+PLAN_FILE, VALIDATION_FILE, ENSEMBLE_FILE, BUNDLE_DIR = "search.json", "validation.npz", "ensemble.json", "bundle"
 
 
 @dataclass(frozen=True)
@@ -137,3 +137,11 @@ def ensemble_experiment(run_dir: Path, size: int = 25, top_k: int = 30, bagging_
     summary = build_ensemble(members, labels, size, bagging_rounds, decision_folds, seed)
     write_text_atomically(run_dir / ENSEMBLE_FILE, json.dumps(summary, indent=2))
     return summary
+
+
+def export_experiment(run_dir: Path, summary: dict) -> Path:
+    """Exports the experiment's ensemble as RUNS_DIR/NAME/bundle (see `ecgtune.bundle`)."""
+    from ecgtune.export import export_bundle
+
+    fingerprint_of_data = json.loads((run_dir / PLAN_FILE).read_text())["data_fingerprint"]
+    return export_bundle(summary, run_dir / BUNDLE_DIR, fingerprint_of_data)

@@ -7,6 +7,8 @@ import io
 from collections.abc import Sequence
 from pathlib import Path
 
+import numpy as np
+
 from ecgtune.atomic import write_text_atomically
 
 LEADERBOARD_COLUMNS = (
@@ -84,3 +86,13 @@ def format_ensemble(summary: dict) -> str:
     return (f"Ensemble of {len(summary['members'])} members (from a library of {len(summary['library'])})\n"
             f"{members}\n\nDecision rule: thresholds {thresholds}; rows below every threshold: {rule['fallback']}\n\n"
             f"{scores}\n(The ensemble was selected on these rows, so its figures are optimistic.)")
+
+
+def write_submission(path: Path, ids: np.ndarray, values: np.ndarray) -> None:
+    """Writes `id,label_0,...` with one row per id; whole numbers are written without decimals."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(["id"] + [f"label_{k}" for k in range(values.shape[1])])
+    for row_id, row in zip(ids.tolist(), values.tolist()):
+        writer.writerow([row_id] + [f"{value:.6g}" for value in row])
+    write_text_atomically(path, buffer.getvalue())

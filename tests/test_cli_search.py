@@ -44,6 +44,7 @@ def test_smoke_search_over_all_families(tmp_path):
                              capture_output=True, text=True, timeout=120)
     assert rebuilt.returncode == 0 and "Decision rule" in rebuilt.stdout
     assert json.loads((tmp_path / "smoke" / "ensemble.json").read_text())["members"] == summary["members"]
+    _check_predict(tmp_path, tmp_path / "smoke" / "bundle")
     again = _search(tmp_path, "--smoke", "--name", "smoke")
     assert again.returncode == 2 and "already holds an experiment" in again.stderr
 
@@ -66,3 +67,41 @@ def test_search_errors_are_one_line_exit_2(tmp_path, args, message):
     lines = result.stderr.strip().splitlines()
     assert message in lines[-1]
     assert len(lines) == 1 or lines[0].startswith("usage:"), "only argparse adds its usage lines"
+
+
+def _ecgtune(*args):
+    return subprocess.run([sys.executable, "-m", "ecgtune", *map(str, args)], capture_output=True, text=True,
+                          timeout=300)
+
+
+def _check_predict(tmp_path, bundle):
+    made = _ecgtune("make-data", "--n", 10, "--out", tmp_path / "train.csv", "--test-out", tmp_path / "test.csv",
+                    "--test-n", 300, "--seed", 3)
+    assert made.returncode == 0
+    for output in ("decision", "proba"):
+        result = _ecgtune("predict", "--bundle", bundle, "--data", tmp_path / "test.csv", "--out",
+                          tmp_path / f"{output}.csv", "--output", output)
+        assert result.returncode == 0, result.stderr
+        with open(tmp_path / f"{output}.csv") as stream:
+            rows = list(csv.reader(stream))
+        assert rows[0] == ["id", "label_0", "label_1", "label_2", "label_3"]
+        assert [int(row[0]) for row in rows[1:]] == list(range(10, 310))
+        values = [[float(v) for v in row[1:]] for row in rows[1:]]
+        if output == "proba":
+            assert all(abs(sum(row) - 1) < 1e-4 for row in values)
+        else:
+            assert all(sum(row) <= 1 + 1e-6 for row in values)
+
+    onnx_file = bundle / "ensemble.onnx"
+    original = onnx_file.read_bytes()
+    onnx_file.write_bytes(original[:-10])
+    truncated = _ecgtune("predict", "--bundle", bundle, "--data", tmp_path / "test.csv", "--out",
+                         tmp_path / "never.csv")
+    onnx_file.write_bytes(original)
+    assert truncated.returncode == 2 and "checksum mismatch" in truncated.stderr
+    assert "Traceback" not in truncated.stderr and not (tmp_path / "never.csv").exists()
+    short = _ecgtune("make-data", "--n", 10, "--out", tmp_path / "short.csv", "--signal-length", 100)
+    assert short.returncode == 0
+    wrong_length = _ecgtune("predict", "--bundle", bundle, "--data", tmp_path / "short.csv", "--out",
+                            tmp_path / "never.csv")
+    assert wrong_length.returncode == 2 and "expected 205" in wrong_length.stderr

@@ -17,6 +17,14 @@ def as_channels(x: torch.Tensor) -> torch.Tensor:
     return x.unsqueeze(1) if x.dim() == 2 else x
 
 
+def same_conv(in_channels: int, out_channels: int, kernel_size: int, dilation: int = 1, bias: bool = True) -> nn.Conv1d:
+    """A stride-1 convolution that keeps the length, with explicit padding wherever it is symmetric
+    (ONNX Runtime cannot run dilated convolutions with automatic 'same' padding)."""
+    reach = dilation * (kernel_size - 1)
+    padding = reach // 2 if reach % 2 == 0 else "same"
+    return nn.Conv1d(in_channels, out_channels, kernel_size, padding=padding, dilation=dilation, bias=bias)
+
+
 def conv_bn_act(
     in_channels: int,
     out_channels: int,
@@ -27,12 +35,12 @@ def conv_bn_act(
     activation: type[nn.Module] = nn.LeakyReLU,
 ) -> nn.Sequential:
     """Convolution, batch norm, activation. Stride 1 keeps the length; a stride divides it (rounding up)."""
-    padding = "same" if stride == 1 else (dilation * (kernel_size - 1) + 1) // 2
-    return nn.Sequential(
-        nn.Conv1d(in_channels, out_channels, kernel_size, stride=stride, padding=padding, dilation=dilation),
-        nn.BatchNorm1d(out_channels),
-        activation(),
-    )
+    if stride == 1:
+        conv = same_conv(in_channels, out_channels, kernel_size, dilation)
+    else:
+        padding = (dilation * (kernel_size - 1) + 1) // 2
+        conv = nn.Conv1d(in_channels, out_channels, kernel_size, stride=stride, padding=padding, dilation=dilation)
+    return nn.Sequential(conv, nn.BatchNorm1d(out_channels), activation())
 
 
 class MaxPoolDown(nn.Module):
@@ -44,6 +52,25 @@ class MaxPoolDown(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return F.max_pool1d(x, min(self.factor, x.shape[-1]))
+
+
+class AdaptivePool(nn.Module):
+    """Adaptive max- or average-pooling to `size` positions, with the same windows as PyTorch's
+    adaptive pooling; during ONNX export it is written as explicit slices, which ONNX can express for
+    any input length (ONNX's own adaptive pooling needs the output size to divide the input length)."""
+
+    def __init__(self, size: int, kind: str = "max"):
+        super().__init__()
+        self.size, self.kind = size, kind
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not torch.onnx.is_in_onnx_export():
+            pool = F.adaptive_max_pool1d if self.kind == "max" else F.adaptive_avg_pool1d
+            return pool(x, self.size)
+        length = x.shape[-1]
+        windows = [(i * length // self.size, ((i + 1) * length + self.size - 1) // self.size) for i in range(self.size)]
+        reduce = torch.amax if self.kind == "max" else torch.mean
+        return torch.stack([reduce(x[..., start:end], dim=-1) for start, end in windows], dim=-1)
 
 
 def mlp_head(in_features: int, hidden: Sequence[int], n_classes: int, dropout: float, batch_norm: bool = False):

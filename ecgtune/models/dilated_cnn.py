@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from ecgtune.models._layers import as_channels, check_config, conv_bn_act, mlp_head
+from ecgtune.models._layers import AdaptivePool, as_channels, check_config, conv_bn_act, mlp_head, same_conv
 from ecgtune.models._registry import register_model
 
 
@@ -34,13 +34,13 @@ class DilatedCNN(nn.Module):
     def __init__(self, config: DilatedCNNConfig, n_classes: int = 4, signal_length: int = 205):
         super().__init__()
         self.input_norm = nn.BatchNorm1d(1)
-        layers = [nn.Conv1d(1, config.stem_width, config.stem_kernel, padding="same"), nn.LeakyReLU()]
+        layers = [same_conv(1, config.stem_width, config.stem_kernel), nn.LeakyReLU()]
         channels = config.stem_width
         for width, kernel, stride in zip(config.widths, config.kernel_sizes, config.strides):
             layers.append(conv_bn_act(channels, width, kernel, stride=stride))
             channels = width
         layers.append(conv_bn_act(channels, channels, config.dilated_kernel, dilation=config.dilation))
-        self.features = nn.Sequential(*layers, nn.AdaptiveMaxPool1d(config.pool_size))
+        self.features = nn.Sequential(*layers, AdaptivePool(config.pool_size))
         self.head = mlp_head(channels * config.pool_size, config.hidden, n_classes, config.dropout)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from ecgtune.models._layers import as_channels, check_config, conv_bn_act, mlp_head
+from ecgtune.models._layers import AdaptivePool, as_channels, check_config, conv_bn_act, mlp_head, same_conv
 from ecgtune.models._registry import register_model
 
 
@@ -32,14 +32,14 @@ class MultiscaleCNN(nn.Module):
     def __init__(self, config: MultiscaleCNNConfig, n_classes: int = 4, signal_length: int = 205):
         super().__init__()
         self.branches = nn.ModuleList(
-            nn.Conv1d(1, config.branch_width, kernel, padding="same") for kernel in config.branch_kernels
+            same_conv(1, config.branch_width, kernel) for kernel in config.branch_kernels
         )
         self.merge = nn.Sequential(nn.BatchNorm1d(config.branch_width), nn.LeakyReLU(0.2))
         layers, channels = [], config.branch_width
         for width, kernel in zip(config.widths, config.kernel_sizes):
             layers.append(conv_bn_act(channels, width, kernel, dilation=config.dilation, activation=nn.ReLU))
             channels = width
-        self.features = nn.Sequential(*layers, nn.AdaptiveMaxPool1d(config.pool_size))
+        self.features = nn.Sequential(*layers, AdaptivePool(config.pool_size))
         self.head = mlp_head(channels * config.pool_size, config.hidden, n_classes, config.dropout)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

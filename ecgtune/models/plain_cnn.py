@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from ecgtune.models._layers import MaxPoolDown, as_channels, check_config, conv_bn_act, mlp_head
+from ecgtune.models._layers import AdaptivePool, MaxPoolDown, as_channels, check_config, conv_bn_act, mlp_head
 from ecgtune.models._registry import register_model
 
 
@@ -46,7 +46,7 @@ class PlainCNN(nn.Module):
         stack, channels = conv_stack(config.widths, config.kernel_sizes, config.dilation,
                                      config.pool_every, config.pool_factor)
         self.input_norm = nn.BatchNorm1d(1)
-        self.features = nn.Sequential(stack, nn.AdaptiveMaxPool1d(config.pool_size))
+        self.features = nn.Sequential(stack, AdaptivePool(config.pool_size))
         self.head = mlp_head(channels * config.pool_size, config.hidden, n_classes, config.dropout)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from ecgtune.models._layers import as_channels, check_config, mlp_head
+from ecgtune.models._layers import AdaptivePool, as_channels, check_config, mlp_head, same_conv
 from ecgtune.models._registry import register_model
 
 
@@ -36,7 +36,7 @@ class Bottleneck(nn.Module):
         super().__init__()
         self.body = nn.Sequential(
             nn.Conv1d(in_channels, inner, 1, stride=stride, bias=False), nn.BatchNorm1d(inner), nn.LeakyReLU(),
-            nn.Conv1d(inner, inner, kernel_size, padding="same", dilation=dilation, bias=False),
+            same_conv(inner, inner, kernel_size, dilation, bias=False),
             nn.BatchNorm1d(inner), nn.LeakyReLU(),
             nn.Conv1d(inner, out_channels, 1, bias=False), nn.BatchNorm1d(out_channels),
         )
@@ -54,7 +54,7 @@ class Bottleneck(nn.Module):
 class ResNet1D(nn.Module):
     def __init__(self, config: ResNet1DConfig, n_classes: int = 4, signal_length: int = 205):
         super().__init__()
-        layers = [nn.Conv1d(1, config.stem_width, config.stem_kernel, padding="same"),
+        layers = [same_conv(1, config.stem_width, config.stem_kernel),
                   nn.MaxPool1d(3, stride=2, padding=1)]
         channels = config.stem_width
         for stage, n_blocks in enumerate(config.blocks):
@@ -63,7 +63,7 @@ class ResNet1D(nn.Module):
                 stride = 2 if stage > 0 and block == 0 else 1
                 layers.append(Bottleneck(channels, inner, width, config.kernel_size, config.dilation, stride))
                 channels = width
-        self.features = nn.Sequential(*layers, nn.AdaptiveAvgPool1d(config.pool_size))
+        self.features = nn.Sequential(*layers, AdaptivePool(config.pool_size, "avg"))
         self.head = mlp_head(channels * config.pool_size, config.hidden, n_classes, config.dropout, batch_norm=True)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from ecgtune.errors import ConfigError
-from ecgtune.models._layers import MaxPoolDown, as_channels, check_config, conv_bn_act, mlp_head
+from ecgtune.models._layers import AdaptivePool, MaxPoolDown, as_channels, check_config, conv_bn_act, mlp_head
 from ecgtune.models._registry import register_model
 
 
@@ -41,7 +41,7 @@ class VGGCNN(nn.Module):
                 MaxPoolDown(2),
             ]
             channels = second
-        self.features = nn.Sequential(*layers, nn.AdaptiveMaxPool1d(config.pool_size))
+        self.features = nn.Sequential(*layers, AdaptivePool(config.pool_size))
         self.head = mlp_head(channels * config.pool_size, config.hidden, n_classes, config.dropout)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

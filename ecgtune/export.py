@@ -1,0 +1,102 @@
+"""Export of an ensemble as a bundle (see `ecgtune.bundle`): the members loaded from their
+checkpoints, combined in one PyTorch module, written as one ONNX graph and checked against PyTorch."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+import time
+import warnings
+from importlib import metadata
+from pathlib import Path
+
+import numpy as np
+import torch
+from safetensors.torch import load_file
+
+from ecgtune.bundle import MANIFEST_FILE, ONNX_FILE, SUMS_FILE, sha256_of
+from ecgtune.models import create_model
+
+PARITY_TOLERANCE = 1e-4
+
+
+class WeightedSoftmaxAverage(torch.nn.Module):
+    """Sum over members of weight x softmax(member logits): the ensemble's probabilities."""
+
+    def __init__(self, members: list[torch.nn.Module], weights: torch.Tensor):
+        super().__init__()
+        self.members = torch.nn.ModuleList(members)
+        self.register_buffer("weights", weights)
+
+    def forward(self, signals: torch.Tensor) -> torch.Tensor:
+        return sum(weight * member(signals).softmax(dim=1) for weight, member in zip(self.weights, self.members))
+
+
+def _load_member(checkpoint: Path):
+    described = json.loads((checkpoint / "config.json").read_text())
+    model = create_model(described["family"], n_classes=described["n_classes"],
+                         signal_length=described["signal_length"], **described["model_config"])
+    model.load_state_dict(load_file(str(checkpoint / "model.safetensors")))
+    return model.eval(), described
+
+
+def export_bundle(summary: dict, out_dir: Path, data_fingerprint: dict, seed: int = 0) -> Path:
+    """Writes the ensemble described by `summary` (see `ecgtune.ensemble.build_ensemble`) as a bundle.
+
+    The ONNX graph is checked against the PyTorch ensemble on random beats before the bundle is
+    written; the folder appears whole or not at all.
+    """
+    import onnxruntime
+
+    members, descriptions = zip(*(_load_member(Path(m["checkpoint"])) for m in summary["members"]))
+    weights = torch.tensor([m["weight"] for m in summary["members"]], dtype=torch.float32)
+    ensemble = WeightedSoftmaxAverage(list(members), weights).eval()
+    signal_length, n_classes = descriptions[0]["signal_length"], descriptions[0]["n_classes"]
+    probe = torch.rand(64, signal_length, generator=torch.Generator().manual_seed(seed))
+
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            torch.onnx.export(ensemble, (probe,), str(staging / ONNX_FILE), input_names=["signals"],
+                              output_names=["probabilities"], opset_version=17, dynamo=False,
+                              dynamic_axes={"signals": {0: "batch"}, "probabilities": {0: "batch"}})
+        session = onnxruntime.InferenceSession(str(staging / ONNX_FILE), providers=["CPUExecutionProvider"])
+        with torch.no_grad():
+            expected = ensemble(probe).numpy()
+        difference = float(np.abs(session.run(None, {"signals": probe.numpy()})[0] - expected).max())
+        if difference > PARITY_TOLERANCE:
+            raise RuntimeError(f"ONNX output differs from PyTorch by {difference:.2e}")
+        manifest = {
+            "format": 1,
+            "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            "signal_length": signal_length,
+            "n_classes": n_classes,
+            "members": [{**member, "config": description["model_config"],
+                         "train_config": description["train_config"], "imbalance": description["imbalance"]}
+                        for member, description in zip(summary["members"], descriptions)],
+            "decision_rule": summary["decision_rule"],
+            "validation_scores": summary["scores"],
+            "training_data": data_fingerprint,
+            "onnx_parity_max_difference": difference,
+            "versions": {name: _version(name) for name in ("ecgtune", "torch", "numpy", "onnx", "onnxruntime")},
+        }
+        (staging / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2))
+        sums = "".join(f"{sha256_of(staging / name)}  {name}\n" for name in (ONNX_FILE, MANIFEST_FILE))
+        (staging / SUMS_FILE).write_text(sums)
+        if out_dir.exists():
+            shutil.rmtree(out_dir)
+        staging.rename(out_dir)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return out_dir
+
+
+def _version(package: str) -> str:
+    try:
+        return metadata.version(package)
+    except metadata.PackageNotFoundError:
+        return "unknown"
