@@ -160,3 +160,13 @@ def test_a_search_killed_with_sigkill_resumes_and_keeps_what_finished(tmp_path):
     trial_dirs = {path.parent.name for path in experiment.glob("*/result.json")}
     assert finished_before <= trial_dirs and len(trial_dirs) == 5
     assert all(row["epochs_run"] == "2" for row in rows)
+    assert list(experiment.glob("*/events.out.tfevents.*")), "TensorBoard logs per trial"
+
+    # The searcher that finished the experiment is still Optuna's TPE, and its study saw every trial.
+    import optuna
+    from ray.tune.search.optuna import OptunaSearch
+
+    searcher = OptunaSearch()
+    searcher.restore_from_dir(str(experiment))
+    assert isinstance(searcher._ot_study.sampler, optuna.samplers.TPESampler)
+    assert len(searcher._ot_study.trials) == 5
