@@ -92,6 +92,8 @@ def _check_predict(tmp_path, bundle):
         else:
             assert all(sum(row) <= 1 + 1e-6 for row in values)
 
+    _check_tianchi_submission_format(tmp_path, bundle)
+
     onnx_file = bundle / "ensemble.onnx"
     original = onnx_file.read_bytes()
     onnx_file.write_bytes(original[:-10])
@@ -105,3 +107,16 @@ def _check_predict(tmp_path, bundle):
     wrong_length = _ecgtune("predict", "--bundle", bundle, "--data", tmp_path / "short.csv", "--out",
                             tmp_path / "never.csv")
     assert wrong_length.returncode == 2 and "expected 205" in wrong_length.stderr
+
+
+def _check_tianchi_submission_format(tmp_path, bundle):
+    """On the real testA rows the submission has the official template's header, ids and order."""
+    tianchi = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "tianchi_sample"
+    if not tianchi.is_dir():
+        return
+    result = _ecgtune("predict", "--bundle", bundle, "--data", tianchi / "testA.csv", "--out", tmp_path / "submit.csv")
+    assert result.returncode == 0, result.stderr
+    with open(tmp_path / "submit.csv") as ours, open(tianchi / "sample_submit.csv") as template:
+        ours_rows, template_rows = list(csv.reader(ours)), list(csv.reader(template))
+    assert ours_rows[0] == template_rows[0]
+    assert [row[0] for row in ours_rows[1:]] == [row[0] for row in template_rows[1:len(ours_rows)]]
