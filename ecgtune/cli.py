@@ -111,10 +111,11 @@ def add_search_arguments(parser: argparse.ArgumentParser) -> None:
     where.add_argument("--cpus-per-trial", type=_positive_float, default=defaults.cpus_per_trial,
                        help=f"default {defaults.cpus_per_trial:g}")
     where.add_argument("--gpus-per-trial", type=_gpu_share,
-                       help=f"fraction of a GPU per trial (default {DEFAULT_GPUS_PER_TRIAL} when GPUs are present, else 0)")
-    where.add_argument("--max-concurrent", type=_positive_int, help="at most this many trials at once (default: as resources allow)")
+                       help=f"fraction of a GPU per trial (default {DEFAULT_GPUS_PER_TRIAL} with GPUs, else 0)")
+    where.add_argument("--max-concurrent", type=_positive_int,
+                       help="at most this many trials at once (default: as resources allow)")
     where.add_argument("--max-failures", type=_count, default=defaults.max_failures,
-                       help=f"retries of a failed trial, each from its last checkpoint (default {defaults.max_failures})")
+                       help=f"retries of a failed trial, from its last checkpoint (default {defaults.max_failures})")
     where.add_argument("--name", help="experiment name (default: the start time, e.g. 20261124-013000)")
     where.add_argument("--runs-dir", type=Path, default=Path("runs"),
                        help="local outputs: RUNS_DIR/NAME/leaderboard.csv and search.json (default runs)")
@@ -179,7 +180,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {error}", file=sys.stderr)
         return 2
     except OSError as error:
-        print(f"error: {error.filename or ''}{': ' if error.filename else ''}{error.strerror or error}", file=sys.stderr)
+        where = f"{error.filename}: " if error.filename else ""
+        print(f"error: {where}{error.strerror or error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
@@ -243,7 +245,8 @@ def run_search(args: argparse.Namespace) -> int:
     if "://" not in settings.storage:
         summary = experiment.ensemble_experiment(run_dir, seed=plan.seed)
         print(f"\n{format_ensemble(summary)}")
-        print(f"ensemble: {run_dir / experiment.ENSEMBLE_FILE}; bundle: {experiment.export_experiment(run_dir, summary)}")
+        bundle = experiment.export_experiment(run_dir, summary)
+        print(f"ensemble: {run_dir / experiment.ENSEMBLE_FILE}; bundle: {bundle}")
     return 0
 
 

@@ -39,7 +39,7 @@ def test_cpu_head_and_gpu_workers(config):
 def test_the_project_is_synced_and_installed(config):
     assert "." in config["file_mounts"].values()
     remote = next(target for target, source in config["file_mounts"].items() if source == ".")
-    assert any(f"pip install" in command and remote in command for command in config["setup_commands"])
+    assert any("pip install" in command and remote in command for command in config["setup_commands"])
 
 
 def test_dashboard_and_job_api_stay_on_localhost(config):

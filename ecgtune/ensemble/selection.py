@@ -69,7 +69,8 @@ class EnsembleSelection:
             chosen.append(candidates[best])
             total += member_probs[candidates[best]]
             trajectory.append(_step(candidates[best], *scores[best]))
-        best_prefix = min(range(len(trajectory)), key=lambda i: (trajectory[i]["abs_sum"], trajectory[i]["log_loss"], i))
+        best_prefix = min(range(len(trajectory)),
+                          key=lambda i: (trajectory[i]["abs_sum"], trajectory[i]["log_loss"], i))
         counts = np.bincount(chosen[:best_prefix + 1], minlength=member_probs.shape[0]).astype(np.float64)
         return counts, trajectory
 

@@ -87,7 +87,8 @@ def training_loss(logits, targets, n_classes, loss, label_smoothing, class_weigh
 def _schedule(optimizer, config: TrainConfig, total_steps: int):
     if config.schedule == "onecycle" and total_steps >= 4:
         rising = min(0.5, max(config.warmup_fraction, 2.0 / total_steps))  # at least two rising steps
-        return torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=config.lr, total_steps=total_steps, pct_start=rising)
+        return torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=config.lr, total_steps=total_steps,
+                                                   pct_start=rising)
     warmup = max(1, int(config.warmup_fraction * total_steps))
 
     def factor(step: int) -> float:
@@ -102,7 +103,8 @@ def _schedule(optimizer, config: TrainConfig, total_steps: int):
 def predict_proba(model: nn.Module, signals: torch.Tensor, batch_size: int = 4096) -> np.ndarray:
     """Softmax probabilities of `model` (in eval mode) for signals already on its device."""
     model.eval()
-    chunks = [model(signals[start:start + batch_size]).float().softmax(dim=1) for start in range(0, len(signals), batch_size)]
+    chunks = [model(signals[start:start + batch_size]).float().softmax(dim=1)
+              for start in range(0, len(signals), batch_size)]
     return torch.cat(chunks).cpu().numpy()
 
 

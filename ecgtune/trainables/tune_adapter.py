@@ -25,7 +25,8 @@ from ecgtune.trainables.trainer import TrainConfig, Trainer
 
 METRIC, MODE = "val_abs_sum", "min"
 WORST_LOG_LOSS = float(-np.log(1e-7))
-WEIGHTS_FILE, CONFIG_FILE, PROBS_FILE, STATE_FILE = "model.safetensors", "config.json", "val_probs.npy", "trainer_state.pt"
+WEIGHTS_FILE, CONFIG_FILE = "model.safetensors", "config.json"
+PROBS_FILE, STATE_FILE = "val_probs.npy", "trainer_state.pt"
 
 
 def trial_settings(config: dict, seed: int) -> tuple[str, dict, TrainConfig, str]:
