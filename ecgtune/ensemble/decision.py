@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ecgtune.metrics import abs_sum, argmax_decisions, one_hot
+from ecgtune.metrics import abs_sum, argmax_decisions, threshold_decisions
 
 FALLBACKS = ("zeros", "proba", "argmax")
 THRESHOLD_GRID = np.round(np.arange(0.05, 0.951, 0.01), 2)
@@ -30,14 +30,11 @@ class DecisionRule:
         """Submitted values: one-hot of the class that clears its threshold by the widest margin;
         rows where none does get the fallback."""
         probs = np.asarray(probs, dtype=np.float64)
-        margins = probs - np.asarray(self.thresholds, dtype=np.float64)[None, :]
-        decided = one_hot(margins.argmax(axis=1), probs.shape[1]).astype(np.float64)
-        undecided = margins.max(axis=1) <= 0
-        if self.fallback == "zeros":
-            decided[undecided] = 0.0
-        elif self.fallback == "proba":
+        decided = threshold_decisions(probs, self.thresholds).astype(np.float64)
+        undecided = decided.sum(axis=1) == 0
+        if self.fallback == "proba":
             decided[undecided] = probs[undecided]
-        else:
+        elif self.fallback == "argmax":
             decided[undecided] = argmax_decisions(probs[undecided])
         return decided
 
