@@ -44,13 +44,17 @@ def build_parser() -> argparse.ArgumentParser:
         description="Greedy ensemble selection over the best checkpoints of a finished or interrupted "
                     "experiment, then the learned decision rule; writes RUNS_DIR/NAME/ensemble.json.")
     ensemble.add_argument("--experiment", type=Path, required=True, help="the experiment folder, e.g. runs/NAME")
-    ensemble.add_argument("--size", type=_positive_int, default=25, help="selection steps (default 25)")
-    ensemble.add_argument("--top-k", type=_positive_int, default=30,
-                          help="library: the K best checkpoints plus the best of each family (default 30)")
-    ensemble.add_argument("--bagging", type=_count, default=0, help="bagging rounds over the library (default 0)")
-    ensemble.add_argument("--folds", type=_positive_int, default=5,
-                          help="folds for the cross-fitted estimate of the decision rule (default 5)")
-    ensemble.add_argument("--seed", type=_seed, default=0, help="random seed (default 0)")
+    add_ensemble_arguments(ensemble.add_argument_group("the ensemble"))
+    resources = ensemble.add_argument_group("where the fold retraining runs (with --folds)")
+    resources.add_argument("--address", help="Ray cluster to join: auto, or ray://HOST:10001 (default: start Ray here)")
+    add_resource_arguments(resources)
+    ensemble.add_argument("--seed", type=_seed, default=0, help="random seed of the selection (default 0)")
+
+    report = commands.add_parser(
+        "report", help="write an experiment's report.html",
+        description="Write RUNS_DIR/NAME/report.html: leaderboard, search progress, parameter importances, "
+                    "the ensemble and its decision rule (search and ensemble write it too).")
+    report.add_argument("--experiment", type=Path, required=True, help="the experiment folder, e.g. runs/NAME")
 
     predict = commands.add_parser(
         "predict", help="write a submission file with an exported bundle",
@@ -72,12 +76,54 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def add_ensemble_arguments(group) -> None:
+    """Flags of `ensemble`; `search` shares the cross-fitting ones."""
+    group.add_argument("--size", type=_positive_int, default=25, help="selection steps (default 25)")
+    group.add_argument("--top-k", type=_positive_int, default=30,
+                       help="library: the K best checkpoints plus the best of each family (default 30)")
+    group.add_argument("--bagging", type=_count, default=0, help="bagging rounds over the library (default 0)")
+    group.add_argument("--rule-folds", type=_positive_int, default=5,
+                       help="folds for the cross-fitted estimate of the decision rule (default 5)")
+    add_cross_fit_arguments(group)
+
+
+def add_cross_fit_arguments(group) -> None:
+    """--folds, --fold-members and --fold-epochs."""
+    group.add_argument("--folds", type=_fold_count, default=0,
+                       help="K > 1: retrain the ensemble's best configurations on K folds of every labelled row, "
+                            "then select and threshold on their out-of-fold predictions; the bundle averages "
+                            "the folds (default 0: off)")
+    group.add_argument("--fold-members", type=_positive_int, default=5,
+                       help="how many of the ensemble's configurations to retrain with --folds (default 5)")
+    group.add_argument("--fold-epochs", type=_positive_int,
+                       help="epochs of each fold's training (default: each configuration's own)")
+
+
+def add_resource_arguments(group) -> None:
+    """Resources of each Ray trial."""
+    defaults = _default_settings()
+    group.add_argument("--cpus-per-trial", type=_positive_float, default=defaults.cpus_per_trial,
+                       help=f"default {defaults.cpus_per_trial:g}")
+    group.add_argument("--gpus-per-trial", type=_gpu_share,
+                       help=f"fraction of a GPU per trial (default {DEFAULT_GPUS_PER_TRIAL} with GPUs, else 0)")
+    group.add_argument("--max-concurrent", type=_positive_int,
+                       help="at most this many trials at once (default: as resources allow)")
+    group.add_argument("--max-failures", type=_count, default=defaults.max_failures,
+                       help=f"retries of a failed trial, from its last checkpoint (default {defaults.max_failures})")
+
+
+def _default_settings():
+    from ecgtune.trainables.tune_search import SearchSettings
+
+    return SearchSettings(families=(), name="", storage="")
+
+
 def add_search_arguments(parser: argparse.ArgumentParser) -> None:
     """Flags of `search` (also those of `python search.py`)."""
     from ecgtune.search_spaces import EpochBudget
-    from ecgtune.trainables.tune_search import SCHEDULERS, SEARCHERS, SearchSettings
+    from ecgtune.trainables.tune_search import SCHEDULERS, SEARCHERS
 
-    defaults, budget = SearchSettings(families=(), name="", storage=""), EpochBudget()
+    defaults, budget = _default_settings(), EpochBudget()
     what = parser.add_argument_group("what to search")
     what.add_argument("--arch", default="all",
                       help="'all' or a comma list of families or aliases (net1..net6); default all")
@@ -108,14 +154,7 @@ def add_search_arguments(parser: argparse.ArgumentParser) -> None:
 
     where = parser.add_argument_group("where it runs")
     where.add_argument("--address", help="Ray cluster to join: auto, or ray://HOST:10001 (default: start Ray here)")
-    where.add_argument("--cpus-per-trial", type=_positive_float, default=defaults.cpus_per_trial,
-                       help=f"default {defaults.cpus_per_trial:g}")
-    where.add_argument("--gpus-per-trial", type=_gpu_share,
-                       help=f"fraction of a GPU per trial (default {DEFAULT_GPUS_PER_TRIAL} with GPUs, else 0)")
-    where.add_argument("--max-concurrent", type=_positive_int,
-                       help="at most this many trials at once (default: as resources allow)")
-    where.add_argument("--max-failures", type=_count, default=defaults.max_failures,
-                       help=f"retries of a failed trial, from its last checkpoint (default {defaults.max_failures})")
+    add_resource_arguments(where)
     where.add_argument("--name", help="experiment name (default: the start time, e.g. 20261124-013000)")
     where.add_argument("--runs-dir", type=Path, default=Path("runs"),
                        help="local outputs: RUNS_DIR/NAME/leaderboard.csv and search.json (default runs)")
@@ -126,6 +165,7 @@ def add_search_arguments(parser: argparse.ArgumentParser) -> None:
     where.add_argument("--no-cache", action="store_true", help="neither read nor write the parse cache")
     where.add_argument("--smoke", action="store_true",
                        help=f"a quick check: {SMOKE_ROWS} synthetic rows, {SMOKE_SAMPLES} trials of 1-2 epochs")
+    add_cross_fit_arguments(parser.add_argument_group("cross-fitted members, after the search"))
 
 
 def _number(text: str, kind: type, accept, requirement: str):
@@ -144,6 +184,10 @@ def _positive_int(text: str) -> int:
 
 def _count(text: str) -> int:
     return _number(text, int, lambda v: v >= 0, "zero or a positive integer")
+
+
+def _fold_count(text: str) -> int:
+    return _number(text, int, lambda v: v == 0 or v >= 2, "0 (off) or at least 2")
 
 
 def _seed(text: str) -> int:
@@ -175,6 +219,8 @@ def main(argv: list[str] | None = None) -> int:
             return run_ensemble(args)
         if args.command == "predict":
             return run_predict(args)
+        if args.command == "report":
+            return run_report(args)
         return run_inspect(args)
     except EcgtuneError as error:
         print(f"error: {error}", file=sys.stderr)
@@ -243,11 +289,13 @@ def run_search(args: argparse.Namespace) -> int:
         print(f"\n{silent} trial(s) stopped or failed before their first epoch ended; not ranked")
     print(f"\nleaderboard: {run_dir / 'leaderboard.csv'}; trials and checkpoints: {settings.experiment_path}")
     if "://" not in settings.storage:
-        summary = experiment.ensemble_experiment(run_dir, seed=plan.seed)
+        options = experiment.EnsembleOptions(seed=plan.seed, folds=plan.folds, fold_members=plan.fold_members,
+                                             fold_epochs=plan.fold_epochs)
+        summary = experiment.ensemble_experiment(run_dir, options, settings)
         print(f"\n{format_ensemble(summary)}")
         bundle = experiment.export_experiment(run_dir, summary)
         print(f"ensemble: {run_dir / experiment.ENSEMBLE_FILE}; bundle: {bundle}")
-    return 0
+    return run_report(argparse.Namespace(experiment=run_dir))
 
 
 def run_ensemble(args: argparse.Namespace) -> int:
@@ -255,11 +303,26 @@ def run_ensemble(args: argparse.Namespace) -> int:
     from ecgtune import experiment
     from ecgtune.report import format_ensemble
 
-    summary = experiment.ensemble_experiment(args.experiment, args.size, args.top_k, args.bagging, args.folds,
-                                             args.seed)
+    options = experiment.EnsembleOptions(args.size, args.top_k, args.bagging, args.rule_folds, args.seed,
+                                         args.folds, args.fold_members, args.fold_epochs)
+    settings = None
+    if args.folds > 1:
+        from ecgtune.trainables import tune_search
+
+        tune_search.start_ray(args.address)
+        settings = search_settings(experiment.load_plan(args.experiment), args, args.experiment)
+    summary = experiment.ensemble_experiment(args.experiment, options, settings)
     print(format_ensemble(summary))
     bundle = experiment.export_experiment(args.experiment, summary)
     print(f"ensemble: {args.experiment / experiment.ENSEMBLE_FILE}; bundle: {bundle}")
+    return run_report(args)
+
+
+def run_report(args: argparse.Namespace) -> int:
+    """Writes the experiment's report.html."""
+    from ecgtune.html_report import write_report
+
+    print(f"report: {write_report(args.experiment)}")
     return 0
 
 

@@ -8,7 +8,7 @@ validation rows are saved as RUNS_DIR/NAME/validation.npz for the ensemble stage
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +19,7 @@ from ecgtune.data import HeartbeatData, holdout_split, load_dataset, make_synthe
 from ecgtune.errors import EcgtuneError
 
 PLAN_FILE, VALIDATION_FILE, ENSEMBLE_FILE, BUNDLE_DIR = "search.json", "validation.npz", "ensemble.json", "bundle"
+ENSEMBLE_PROBS_FILE = "ensemble_probs.npz"
 
 
 @dataclass(frozen=True)
@@ -39,6 +40,23 @@ class Plan:
     reduction_factor: int
     min_epochs: int
     max_epochs: int
+    folds: int = 0                  # >1: retrain the ensemble's configurations on this many folds of every row
+    fold_members: int = 5           # how many of the ensemble's configurations to retrain
+    fold_epochs: int | None = None  # epochs of each retraining (default: the configuration's own)
+
+
+@dataclass(frozen=True)
+class EnsembleOptions:
+    """How the ensemble is built (see `python -m ecgtune ensemble --help`)."""
+
+    size: int = 25
+    top_k: int = 30
+    bagging_rounds: int = 0
+    rule_folds: int = 5
+    seed: int = 0
+    folds: int = 0
+    fold_members: int = 5
+    fold_epochs: int | None = None
 
 
 def plan_from_arguments(args, families: list[str], run_dir: Path, smoke: bool, default_rows: int,
@@ -69,6 +87,9 @@ def plan_from_arguments(args, families: list[str], run_dir: Path, smoke: bool, d
         reduction_factor=args.reduction_factor,
         min_epochs=1 if smoke else args.min_epochs,
         max_epochs=2 if smoke else args.max_epochs,
+        folds=args.folds,
+        fold_members=args.fold_members,
+        fold_epochs=args.fold_epochs,
     )
 
 
@@ -120,9 +141,14 @@ def save_plan(run_dir: Path, plan: Plan, data: HeartbeatData, val_rows: np.ndarr
     write_text_atomically(plan_path, json.dumps({"plan": asdict(plan), "data_fingerprint": current}, indent=2))
 
 
-def ensemble_experiment(run_dir: Path, size: int = 25, top_k: int = 30, bagging_rounds: int = 0,
-                        decision_folds: int = 5, seed: int = 0) -> dict:
-    """Builds the ensemble of a finished or interrupted experiment and saves it as RUNS_DIR/NAME/ensemble.json."""
+def ensemble_experiment(run_dir: Path, options: EnsembleOptions, settings=None) -> dict:
+    """Builds the ensemble of a finished or interrupted experiment and saves it as RUNS_DIR/NAME/ensemble.json.
+
+    The ensemble is selected from the search's checkpoints on the validation rows. With
+    `options.folds` > 1 its best configurations are then retrained on that many folds of every row
+    (a Ray Tune experiment run with `settings`, a `tune_search.SearchSettings`), and the final
+    ensemble is selected and thresholded on their out-of-fold probabilities.
+    """
     from ecgtune.ensemble import build_ensemble, load_library
 
     plan = load_plan(run_dir)
@@ -133,10 +159,41 @@ def ensemble_experiment(run_dir: Path, size: int = 25, top_k: int = 30, bagging_
         labels = np.load(run_dir / VALIDATION_FILE, allow_pickle=False)["labels"]
     except (OSError, ValueError, KeyError) as error:
         raise EcgtuneError(f"{run_dir / VALIDATION_FILE}: unreadable ({error})") from None
-    members = load_library(Path(plan.storage) / run_dir.name, len(labels), top_k)
-    summary = build_ensemble(members, labels, size, bagging_rounds, decision_folds, seed)
+    members = load_library(Path(plan.storage) / run_dir.name, len(labels), options.top_k)
+    summary, probs = build_ensemble(members, labels, options.size, options.bagging_rounds, options.rule_folds,
+                                    options.seed)
+    if options.folds > 1:
+        summary, probs, labels = _cross_fit(run_dir, plan, summary, options, settings)
+    with atomic_path(run_dir / ENSEMBLE_PROBS_FILE) as temporary, open(temporary, "wb") as stream:
+        np.savez(stream, probs=probs.astype(np.float32), labels=labels)
     write_text_atomically(run_dir / ENSEMBLE_FILE, json.dumps(summary, indent=2))
     return summary
+
+
+def _cross_fit(run_dir: Path, plan: Plan, holdout: dict, options: EnsembleOptions, settings):
+    from ecgtune.data import kfold_splits
+    from ecgtune.ensemble import build_ensemble, load_fold_library
+    from ecgtune.ensemble.library import CONFIG_FILE
+    from ecgtune.trainables.tune_folds import run_cross_fit
+
+    configs = {}
+    for member in holdout["members"][:options.fold_members]:
+        config = json.loads((Path(member["checkpoints"][0]) / CONFIG_FILE).read_text())["sampled"]
+        if options.fold_epochs:
+            config = {**config, "train": {**config["train"], "epochs": options.fold_epochs}}
+        configs[member["trial"]] = config
+    data = load_data(plan)
+    folds = kfold_splits(data.labels, options.folds, seed=plan.seed)
+    grid = xxhash.xxh3_64_hexdigest(json.dumps({"folds": options.folds, "configs": configs}, sort_keys=True).encode())
+    settings = replace(settings, name=f"{run_dir.name}-folds{options.folds}-{grid[:8]}", storage=plan.storage)
+    run_cross_fit(settings, data, configs, folds)
+    members = load_fold_library(Path(settings.experiment_path), list(configs), [held for _, held in folds], data.labels)
+    summary, probs = build_ensemble(members, data.labels, options.size, options.bagging_rounds, options.rule_folds,
+                                    options.seed)
+    summary["cross_fitted"] = {"folds": options.folds, "epochs": options.fold_epochs,
+                               "experiment": settings.experiment_path}
+    summary["holdout"] = {key: holdout[key] for key in ("members", "scores", "validation_rows")}
+    return summary, probs, data.labels
 
 
 def export_experiment(run_dir: Path, summary: dict) -> Path:

@@ -13,9 +13,12 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from safetensors import SafetensorError
 from safetensors.torch import load_file
 
 from ecgtune.bundle import MANIFEST_FILE, ONNX_FILE, SUMS_FILE, sha256_of
+from ecgtune.ensemble.library import CONFIG_FILE, WEIGHTS_FILE
+from ecgtune.errors import EcgtuneError
 from ecgtune.models import create_model
 
 PARITY_TOLERANCE = 1e-4
@@ -34,10 +37,13 @@ class WeightedSoftmaxAverage(torch.nn.Module):
 
 
 def _load_member(checkpoint: Path):
-    described = json.loads((checkpoint / "config.json").read_text())
-    model = create_model(described["family"], n_classes=described["n_classes"],
-                         signal_length=described["signal_length"], **described["model_config"])
-    model.load_state_dict(load_file(str(checkpoint / "model.safetensors")))
+    try:
+        described = json.loads((checkpoint / CONFIG_FILE).read_text())
+        model = create_model(described["family"], n_classes=described["n_classes"],
+                             signal_length=described["signal_length"], **described["model_config"])
+        model.load_state_dict(load_file(str(checkpoint / WEIGHTS_FILE)))
+    except (OSError, ValueError, KeyError, TypeError, RuntimeError, SafetensorError) as error:
+        raise EcgtuneError(f"{checkpoint}: unreadable checkpoint ({error})") from None
     return model.eval(), described
 
 
@@ -49,9 +55,14 @@ def export_bundle(summary: dict, out_dir: Path, data_fingerprint: dict, seed: in
     """
     import onnxruntime
 
-    members, descriptions = zip(*(_load_member(Path(m["checkpoint"])) for m in summary["members"]))
-    weights = torch.tensor([m["weight"] for m in summary["members"]], dtype=torch.float32)
-    ensemble = WeightedSoftmaxAverage(list(members), weights).eval()
+    networks, weights, descriptions = [], [], []
+    for member in summary["members"]:
+        for checkpoint in member["checkpoints"]:
+            network, description = _load_member(Path(checkpoint))
+            networks.append(network)
+            weights.append(member["weight"] / len(member["checkpoints"]))
+        descriptions.append(description)
+    ensemble = WeightedSoftmaxAverage(networks, torch.tensor(weights, dtype=torch.float32)).eval()
     signal_length, n_classes = descriptions[0]["signal_length"], descriptions[0]["n_classes"]
     probe = torch.rand(64, signal_length, generator=torch.Generator().manual_seed(seed))
 

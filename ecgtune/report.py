@@ -71,21 +71,33 @@ def format_ensemble(summary: dict) -> str:
     """The ensemble's members and weights, its decision rule, and the validation abs-sum of each stage."""
     from ecgtune.ensemble import SCORE_TITLES
 
+    cross_fitted = summary.get("cross_fitted")
+    rows_scored = "out-of-fold" if cross_fitted else "validation"
     members = format_table(
-        [{"family": m["family"], "trial": m["trial"], "weight": m["weight"], "abs_sum": m["val_abs_sum"]}
-         for m in summary["members"]],
-        columns=(("family", "family", "{}"), ("trial", "trial", "{}"), ("weight", "weight", "{:.3f}"),
-                 ("abs_sum", "member val abs-sum", "{:.1f}")),
+        [{"family": m["family"], "trial": m["trial"], "models": len(m["checkpoints"]), "weight": m["weight"],
+          "abs_sum": m["val_abs_sum"]} for m in summary["members"]],
+        columns=(("family", "family", "{}"), ("trial", "trial", "{}"), ("models", "models", "{:d}"),
+                 ("weight", "weight", "{:.3f}"), ("abs_sum", f"member {rows_scored} abs-sum", "{:.1f}")),
     )
     scores = format_table(
         [{"stage": SCORE_TITLES[key], "abs_sum": value} for key, value in summary["scores"].items()],
-        columns=(("stage", "stage", "{}"), ("abs_sum", f"val abs-sum ({summary['validation_rows']} rows)", "{:.1f}")),
+        columns=(("stage", "stage", "{}"),
+                 ("abs_sum", f"{rows_scored} abs-sum ({summary['validation_rows']} rows)", "{:.1f}")),
     )
     rule = summary["decision_rule"]
     thresholds = ", ".join(f"{t:.2f}" for t in rule["thresholds"])
-    return (f"Ensemble of {len(summary['members'])} members (from a library of {len(summary['library'])})\n"
-            f"{members}\n\nDecision rule: thresholds {thresholds}; rows below every threshold: {rule['fallback']}\n\n"
-            f"{scores}\n(The ensemble was selected on these rows, so its figures are optimistic.)")
+    if cross_fitted:
+        title = (f"Cross-fitted ensemble of {len(summary['members'])} configurations x {cross_fitted['folds']} "
+                 f"folds (each row predicted by models that never trained on it)")
+        caveat = ("(The weights and thresholds were fitted on these out-of-fold rows: in-sample for them,\n"
+                  f"honest for the networks. Holdout ensemble before cross-fitting: "
+                  f"{summary['holdout']['scores']['ensemble_learned_rule']:.1f} on "
+                  f"{summary['holdout']['validation_rows']} rows.)")
+    else:
+        title = f"Ensemble of {len(summary['members'])} members (from a library of {len(summary['library'])})"
+        caveat = "(The ensemble was selected on these rows, so its figures are optimistic.)"
+    return (f"{title}\n{members}\n\nDecision rule: thresholds {thresholds}; rows below every threshold: "
+            f"{rule['fallback']}\n\n{scores}\n{caveat}")
 
 
 def write_submission(path: Path, ids: np.ndarray, values: np.ndarray) -> None:

@@ -47,6 +47,31 @@ def test_smoke_search_over_all_families(tmp_path):
     _check_predict(tmp_path, tmp_path / "smoke" / "bundle")
     again = _search(tmp_path, "--smoke", "--name", "smoke")
     assert again.returncode == 2 and "already holds an experiment" in again.stderr
+    _check_cross_fitted_members(tmp_path / "smoke", summary)
+
+
+def _check_cross_fitted_members(run_dir, holdout):
+    """--folds 2: the holdout ensemble's configurations retrained on 2 folds of all 1500 rows; the bundle
+    averages both fold models of each; a second run reuses the finished folds instead of retraining."""
+    command = ("ensemble", "--experiment", run_dir, "--folds", 2, "--fold-members", 2)
+    result = _ecgtune(*command)
+    assert result.returncode == 0, result.stderr[-3000:]
+    summary = json.loads((run_dir / "ensemble.json").read_text())
+    assert summary["validation_rows"] == 1500 and summary["cross_fitted"]["folds"] == 2
+    assert summary["holdout"]["scores"] == holdout["scores"]
+    retrained = {member["trial"] for member in holdout["members"][:2]}
+    assert {member["trial"] for member in summary["members"]} <= retrained
+    checkpoints = [Path(path) for member in summary["members"] for path in member["checkpoints"]]
+    assert [path.parent.name.rsplit("_", 1)[1] for path in checkpoints] == ["fold0", "fold1"] * len(summary["members"])
+    manifest = json.loads((run_dir / "bundle" / "manifest.json").read_text())
+    assert [m["checkpoints"] for m in manifest["members"]] == [m["checkpoints"] for m in summary["members"]]
+    fold_trials = sorted(Path(summary["cross_fitted"]["experiment"]).glob("*_fold*"))
+    assert len(fold_trials) == 2 * len(retrained)
+    written = {path: path.stat().st_mtime_ns for path in Path(summary["cross_fitted"]["experiment"]).rglob("*.safetensors")}
+    again = _ecgtune(*command)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert {path: path.stat().st_mtime_ns for path in written} == written
+    assert json.loads((run_dir / "ensemble.json").read_text())["members"] == summary["members"]
 
 
 @pytest.mark.parametrize("args, message", [

@@ -124,5 +124,24 @@ def test_library_keeps_the_top_k_and_the_best_of_every_family(tmp_path):
     _write_checkpoint(tmp_path / "resnet1d_d" / "checkpoint_000001", "resnet1d", 40.0, probs)
     library = load_library(tmp_path, n_rows=5, top_k=1)
     assert [(m.trial, m.val_abs_sum) for m in library] == [("plain_cnn_a", 10.0), ("resnet1d_d", 40.0)]
-    with pytest.raises(EcgtuneError, match="do not match the experiment's 7 validation rows"):
+    with pytest.raises(EcgtuneError, match="do not match the 7 rows they should cover"):
         load_library(tmp_path, n_rows=7)
+
+
+def test_fold_library_joins_each_configurations_out_of_fold_predictions(tmp_path):
+    from ecgtune.ensemble import load_fold_library
+
+    labels = np.array([0, 1, 2, 3, 0, 1])
+    held_out = [np.array([0, 2, 4]), np.array([1, 3, 5])]
+    truth = np.eye(4)[labels]
+    for fold, rows in enumerate(held_out):
+        _write_checkpoint(tmp_path / f"good_fold{fold}" / "checkpoint_000001", "resnet1d", 0.0, truth[rows])
+        _write_checkpoint(tmp_path / f"flat_fold{fold}" / "checkpoint_000001", "plain_cnn", 0.0,
+                          np.full((3, 4), 0.25))
+    library = load_fold_library(tmp_path, ["flat", "good"], held_out, labels)
+    assert [m.trial for m in library] == ["good", "flat"]
+    np.testing.assert_array_equal(library[0].val_probs, truth)
+    assert library[0].val_abs_sum == 0.0 and library[1].val_abs_sum > 0
+    assert [path.parent.name for path in library[0].checkpoints] == ["good_fold0", "good_fold1"]
+    with pytest.raises(EcgtuneError, match="missing_fold0: no checkpoint; that fold's training did not finish"):
+        load_fold_library(tmp_path, ["good", "missing"], held_out, labels)

@@ -23,8 +23,9 @@ SCORE_TITLES = {
 
 
 def build_ensemble(members: Sequence[Member], labels: np.ndarray, size: int = 25, bagging_rounds: int = 0,
-                   decision_folds: int = 5, seed: int = 0) -> dict:
-    """Selects the ensemble on the validation rows, learns its decision rule, and scores every stage.
+                   decision_folds: int = 5, seed: int = 0) -> tuple[dict, np.ndarray]:
+    """Selects the ensemble on the validation rows, learns its decision rule, and scores every stage;
+    returns the summary (JSON-ready) and the ensemble's validation probabilities.
 
     All scores are validation abs-sums. Member selection used these same rows, so every ensemble figure
     is optimistic; the cross-fitted one removes the optimism of the thresholds (fitted on K-1 folds,
@@ -44,11 +45,11 @@ def build_ensemble(members: Sequence[Member], labels: np.ndarray, size: int = 25
         "ensemble_learned_rule_cross_fitted": cross_fitted_abs_sum(blended, labels, decision_folds, seed),
     }
     chosen = [
-        {"trial": member.trial, "family": member.family, "checkpoint": str(member.checkpoint),
+        {"trial": member.trial, "family": member.family, "checkpoints": [str(path) for path in member.checkpoints],
          "weight": float(weight), "val_abs_sum": member.val_abs_sum, "val_log_loss": member.val_log_loss}
         for member, weight in zip(members, selector.weights_) if weight > 0
     ]
-    return {
+    summary = {
         "members": sorted(chosen, key=lambda m: -m["weight"]),
         "decision_rule": rule.to_dict(),
         "scores": scores,
@@ -57,3 +58,4 @@ def build_ensemble(members: Sequence[Member], labels: np.ndarray, size: int = 25
         "trajectory": selector.trajectory_,
         "library": [member.trial for member in members],
     }
+    return summary, blended

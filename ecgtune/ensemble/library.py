@@ -1,4 +1,5 @@
-"""The library of models an ensemble is chosen from: the trials' best-epoch checkpoints."""
+"""The library of models an ensemble is chosen from: the trials' best-epoch checkpoints, or the
+cross-fitted members (one configuration trained on K folds, its out-of-fold probabilities joined)."""
 
 from __future__ import annotations
 
@@ -9,20 +10,27 @@ from pathlib import Path
 import numpy as np
 
 from ecgtune.errors import EcgtuneError
+from ecgtune.metrics import abs_sum, argmax_decisions, log_loss
 
-CONFIG_FILE, PROBS_FILE = "config.json", "val_probs.npy"
+CONFIG_FILE, PROBS_FILE, WEIGHTS_FILE = "config.json", "val_probs.npy", "model.safetensors"
 
 
 @dataclass(frozen=True)
 class Member:
-    """One trial's best epoch: where its checkpoint is, what it is, how it scored, what it predicted."""
+    """One trial's best epoch (or one configuration's K fold models): where its checkpoints are, what it
+    is, how it scored, what it predicted for the validation (or out-of-fold) rows."""
 
     trial: str
     family: str
-    checkpoint: Path
+    checkpoints: tuple[Path, ...]
     val_abs_sum: float
     val_log_loss: float
     val_probs: np.ndarray
+
+
+def fold_trial_name(member: str, fold: int) -> str:
+    """The folder of the cross-fitting trial that trains configuration `member` without fold `fold`."""
+    return f"{member}_fold{fold}"
 
 
 def latest_checkpoints(experiment_dir: Path) -> list[Path]:
@@ -33,23 +41,28 @@ def latest_checkpoints(experiment_dir: Path) -> list[Path]:
     return list(newest.values())
 
 
+def _read_checkpoint(folder: Path, n_rows: int) -> tuple[str, float, float, np.ndarray]:
+    """Family, best abs-sum and log-loss, and validation probabilities of one checkpoint."""
+    try:
+        described = json.loads((folder / CONFIG_FILE).read_text())
+        best = described["best_metrics"]
+        family, best_abs_sum, best_log_loss = described["family"], float(best["abs_sum"]), float(best["log_loss"])
+        probs = np.load(folder / PROBS_FILE, allow_pickle=False)
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        raise EcgtuneError(f"{folder}: unreadable checkpoint ({error})") from None
+    if probs.ndim != 2 or probs.shape[0] != n_rows:
+        raise EcgtuneError(f"{folder / PROBS_FILE}: probabilities of shape {probs.shape} do not match "
+                           f"the {n_rows} rows they should cover")
+    return family, best_abs_sum, best_log_loss, probs
+
+
 def load_library(experiment_dir: Path, n_rows: int, top_k: int = 30) -> list[Member]:
     """The `top_k` best checkpoints by validation abs-sum (ties by log-loss), plus the best of every
     family not among them; each with validation probabilities for `n_rows` rows."""
     members = []
     for folder in latest_checkpoints(experiment_dir):
-        try:
-            described = json.loads((folder / CONFIG_FILE).read_text())
-            probs = np.load(folder / PROBS_FILE, allow_pickle=False)
-            best = described["best_metrics"]
-            member = Member(folder.parent.name, described["family"], folder, float(best["abs_sum"]),
-                            float(best["log_loss"]), probs)
-        except (OSError, ValueError, KeyError, TypeError) as error:
-            raise EcgtuneError(f"{folder}: unreadable checkpoint ({error})") from None
-        if probs.ndim != 2 or probs.shape[0] != n_rows:
-            raise EcgtuneError(f"{folder / PROBS_FILE}: probabilities of shape {probs.shape} do not match "
-                               f"the experiment's {n_rows} validation rows")
-        members.append(member)
+        family, best_abs_sum, best_log_loss, probs = _read_checkpoint(folder, n_rows)
+        members.append(Member(folder.parent.name, family, (folder,), best_abs_sum, best_log_loss, probs))
     if not members:
         raise EcgtuneError(f"{experiment_dir}: no trial checkpoints yet")
     members.sort(key=lambda m: (m.val_abs_sum, m.val_log_loss, m.trial))
@@ -60,3 +73,25 @@ def load_library(experiment_dir: Path, n_rows: int, top_k: int = 30) -> list[Mem
             chosen.append(member)
             families.add(member.family)
     return chosen
+
+
+def load_fold_library(folds_dir: Path, names: list[str], held_out: list[np.ndarray], labels: np.ndarray) -> list[Member]:
+    """Cross-fitted members: for each configuration in `names`, its K fold checkpoints in `folds_dir`
+    and its out-of-fold probabilities (fold k predicts the rows `held_out[k]`); scored on `labels`."""
+    newest = {folder.parent.name: folder for folder in latest_checkpoints(folds_dir)}
+    members = []
+    for name in names:
+        folders, out_of_fold, family = [], None, None
+        for fold, rows in enumerate(held_out):
+            folder = newest.get(fold_trial_name(name, fold))
+            if folder is None:
+                raise EcgtuneError(f"{folds_dir / fold_trial_name(name, fold)}: no checkpoint; that fold's "
+                                   "training did not finish (run the command again to resume it)")
+            family, _, _, probs = _read_checkpoint(folder, len(rows))
+            if out_of_fold is None:
+                out_of_fold = np.full((len(labels), probs.shape[1]), np.nan, dtype=np.float32)
+            out_of_fold[rows] = probs
+            folders.append(folder)
+        members.append(Member(name, family, tuple(folders), abs_sum(argmax_decisions(out_of_fold), labels),
+                              log_loss(out_of_fold, labels), out_of_fold))
+    return sorted(members, key=lambda m: (m.val_abs_sum, m.val_log_loss, m.trial))

@@ -19,14 +19,14 @@ import torch
 from ray import tune
 
 from ecgtune.data import HeartbeatData, prepare_fold
-from ecgtune.ensemble.library import CONFIG_FILE, PROBS_FILE
+from ecgtune.ensemble.library import CONFIG_FILE, PROBS_FILE, WEIGHTS_FILE
 from ecgtune.models import create_model
 from ecgtune.search_spaces import model_kwargs
 from ecgtune.trainables.trainer import TrainConfig, Trainer
 
 METRIC, MODE = "val_abs_sum", "min"
 WORST_LOG_LOSS = float(-np.log(1e-7))
-WEIGHTS_FILE, STATE_FILE = "model.safetensors", "trainer_state.pt"
+STATE_FILE = "trainer_state.pt"
 
 
 def trial_settings(config: dict, seed: int) -> tuple[str, dict, TrainConfig, str]:

@@ -1,0 +1,349 @@
+"""The experiment's report: RUNS_DIR/NAME/report.html, one self-contained page with its images embedded.
+
+It shows the leaderboard, the search's progress, parameter importances (Optuna's fANOVA on a study
+rebuilt from the trials' results), the ensemble's members, weights and selection trajectory, its
+confusion matrices, the decision rule, and every score labelled as a selection figure (these rows
+chose it) or an honest one. It is written from the files an experiment leaves, so it also works for
+an interrupted one.
+"""
+
+from __future__ import annotations
+
+import base64
+import csv
+import html
+import io
+import json
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+from ecgtune.atomic import write_text_atomically
+from ecgtune.experiment import ENSEMBLE_FILE, ENSEMBLE_PROBS_FILE, Plan, load_plan
+from ecgtune.report import LEADERBOARD_COLUMNS, leaderboard_tables
+
+REPORT_FILE, LEADERBOARD_FILE = "report.html", "leaderboard.csv"
+MIN_TRIALS_FOR_IMPORTANCE = 4
+FAMILY_COLOURS = ("#4e79a7", "#f28e2b", "#59a14f", "#e15759", "#76b7b2", "#b07aa1", "#9c755f", "#edc948")
+
+SELECTION, HONEST = "selection", "honest"
+HOLDOUT_TRUST = {
+    "best_single_argmax": (SELECTION, "the search ranked its trials on these rows"),
+    "best_single_median_rule": (SELECTION, "the search ranked its trials on these rows"),
+    "ensemble_argmax": (SELECTION, "members and weights chosen on these rows"),
+    "ensemble_median_rule": (SELECTION, "members and weights chosen on these rows"),
+    "ensemble_learned_rule": (SELECTION, "members, weights and thresholds fitted on these rows"),
+    "ensemble_learned_rule_cross_fitted": (HONEST + " for the rule",
+                                           "thresholds scored on folds they were not fitted on; members "
+                                           "still chosen on these rows"),
+}
+CROSS_FITTED_TRUST = {
+    "best_single_argmax": (HONEST + " for the networks", "each row predicted by models that never trained on it"),
+    "best_single_median_rule": (HONEST + " for the networks", "each row predicted by models that never trained on it"),
+    "ensemble_argmax": (SELECTION, "weights fitted on these out-of-fold rows"),
+    "ensemble_median_rule": (SELECTION, "weights fitted on these out-of-fold rows"),
+    "ensemble_learned_rule": (SELECTION, "weights and thresholds fitted on these out-of-fold rows"),
+    "ensemble_learned_rule_cross_fitted": (HONEST + " for the rule and networks",
+                                           "thresholds cross-fitted, networks out-of-fold; weights "
+                                           "fitted on these rows"),
+}
+
+
+def write_report(run_dir: Path) -> Path:
+    """Writes RUNS_DIR/NAME/report.html from the experiment's files and returns its path."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    plan = load_plan(run_dir)
+    histories = read_histories(Path(plan.storage) / run_dir.name) if "://" not in plan.storage else {}
+    summary_path = run_dir / ENSEMBLE_FILE
+    summary = json.loads(summary_path.read_text()) if summary_path.exists() else None
+    sections = [_overview(run_dir, plan, histories, summary), _leaderboard(run_dir),
+                _progress(histories), _importances(histories, plan)]
+    if summary is not None:
+        sections += [_scores(summary), _members(summary), _decisions(run_dir, summary)]
+    page = PAGE.format(title=html.escape(f"ecgtune: {run_dir.name}"), body="\n".join(sections),
+                       created=time.strftime("%Y-%m-%d %H:%M:%S"))
+    write_text_atomically(run_dir / REPORT_FILE, page)
+    return run_dir / REPORT_FILE
+
+
+def read_histories(experiment_dir: Path) -> dict[str, list[dict]]:
+    """Every trial's per-epoch results (Ray's result.json lines that carry a validation score), by trial folder."""
+    histories = {}
+    for path in sorted(experiment_dir.glob("*/result.json")):
+        records = []
+        for line in path.read_text().splitlines():
+            try:
+                record = json.loads(line)
+            except ValueError:
+                continue  # a line cut short by an interruption
+            if isinstance(record, dict) and "val_abs_sum" in record:
+                records.append(record)
+        if records:
+            histories[path.parent.name] = records
+    return histories
+
+
+def parameter_importances(histories: dict[str, list[dict]], plan: Plan) -> dict[str, dict[str, float]]:
+    """fANOVA importances for the best validation abs-sum: over all trials (the parameters every family
+    shares, the family among them) and within each family with enough trials."""
+    import optuna
+
+    from ecgtune.search_spaces import EpochBudget, define_search_space
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    budget = EpochBudget(plan.min_epochs, plan.max_epochs)
+    finished = [(_flat_params(records[-1]["config"]), min(r["val_abs_sum"] for r in records))
+                for records in histories.values() if "config" in records[-1]]
+    groups = {"all families": (plan.families, finished)}
+    for family in plan.families:
+        groups[family] = ([family], [(params, value) for params, value in finished if params["family"] == family])
+    importances = {}
+    for title, (families, trials) in groups.items():
+        if len(trials) < MIN_TRIALS_FOR_IMPORTANCE:
+            continue
+        study = optuna.create_study(direction="minimize")
+        for params, value in trials:
+            study.enqueue_trial(params)
+            trial = study.ask()
+            define_search_space(trial, families, budget)
+            study.tell(trial, value)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            try:
+                found = optuna.importance.get_param_importances(
+                    study, evaluator=optuna.importance.FanovaImportanceEvaluator(seed=0))
+            except (ValueError, RuntimeError):
+                continue  # every trial alike in every parameter: nothing to attribute
+        if found:
+            importances[title] = found
+    return importances
+
+
+def _flat_params(config: dict) -> dict:
+    flat = {}
+    for key, value in config.items():
+        if isinstance(value, dict):
+            flat.update({f"{key}/{inner}": item for inner, item in value.items()})
+        else:
+            flat[key] = value
+    return flat
+
+
+def _overview(run_dir: Path, plan: Plan, histories: dict, summary: dict | None) -> str:
+    fingerprint = json.loads((run_dir / "search.json").read_text()).get("data_fingerprint", {})
+    facts = [
+        ("data", plan.data or f"embedded synthetic beats ({plan.rows} rows)"),
+        ("rows", f"{fingerprint.get('rows', '?')} x {fingerprint.get('signal_length', '?')} samples, class counts "
+                 f"{fingerprint.get('class_counts', '?')}"),
+        ("families", ", ".join(plan.families)),
+        ("search", f"{plan.searcher} + {plan.scheduler}, {plan.num_samples} trials at most"
+                   + (f", {plan.time_budget_s / 60:g} min budget" if plan.time_budget_s else "")),
+        ("trials that reported", str(len(histories))),
+        ("validation", f"stratified {plan.val_fraction:.0%} holdout, seed {plan.seed}"),
+    ]
+    if summary is not None:
+        key = "ensemble_learned_rule_cross_fitted"
+        facts.append(("ensemble", f"{len(summary['members'])} members; honest estimate {summary['scores'][key]:.1f} "
+                                  f"abs-sum on {summary['validation_rows']} rows"))
+    rows = "".join(f"<tr><th>{html.escape(k)}</th><td>{html.escape(str(v))}</td></tr>" for k, v in facts)
+    return f"<h1>Experiment {html.escape(run_dir.name)}</h1><table class='facts'>{rows}</table>"
+
+
+def _leaderboard(run_dir: Path) -> str:
+    path = run_dir / LEADERBOARD_FILE
+    if not path.exists():
+        return "<h2>Leaderboard</h2><p>No leaderboard yet: the search has not finished.</p>"
+    with open(path, newline="") as stream:
+        rows = list(csv.DictReader(stream))
+    parts = ["<h2>Leaderboard</h2><p>Validation abs-sum of each trial's best epoch (argmax decisions; lower is "
+             "better). These rows also chose the best trial, so the top figure is a selection figure.</p>"]
+    for title, table in leaderboard_tables(rows):
+        parts.append(f"<h3>{html.escape(title)}</h3>{_table(table, LEADERBOARD_COLUMNS)}")
+    return "".join(parts)
+
+
+def _table(rows: list[dict], columns) -> str:
+    head = "".join(f"<th>{html.escape(title)}</th>" for _, title, _ in columns)
+    body = []
+    for row in rows:
+        cells = []
+        for key, _, fmt in columns:
+            value = row.get(key, "")
+            text = fmt.format(float(value)) if fmt != "{}" and value != "" else str(value)
+            cells.append(f"<td class='{'num' if fmt != '{}' else ''}'>{html.escape(text)}</td>")
+        body.append(f"<tr>{''.join(cells)}</tr>")
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+
+
+def _progress(histories: dict[str, list[dict]]) -> str:
+    import matplotlib.pyplot as plt
+
+    if not histories:
+        return "<h2>Search progress</h2><p>No trial has reported yet.</p>"
+    records = sorted((r["timestamp"], r["family"], r["val_abs_sum"]) for rs in histories.values() for r in rs)
+    start = records[0][0]
+    figure, axes = plt.subplots(figsize=(8, 4))
+    families = sorted({family for _, family, _ in records})
+    for colour, family in zip(_colours(len(families)), families):
+        times, scores = _running_best([(t - start, s) for t, f, s in records if f == family])
+        axes.step(np.array(times) / 60, scores, where="post", color=colour, label=family, alpha=0.8)
+    times, scores = _running_best([(t - start, s) for t, _, s in records])
+    axes.step(np.array(times) / 60, scores, where="post", color="black", linewidth=2, label="best overall")
+    axes.set(xlabel="minutes since the first result", ylabel="best validation abs-sum so far", yscale="log",
+             title="Search progress")
+    axes.legend(fontsize=8)
+    return ("<h2>Search progress</h2><p>Best validation abs-sum reached so far, per family and overall "
+            "(every epoch of every trial counts).</p>" + _image(figure))
+
+
+def _running_best(points: list[tuple[float, float]]) -> tuple[list[float], list[float]]:
+    times, scores, best = [], [], np.inf
+    for moment, score in points:
+        best = min(best, score)
+        times.append(moment)
+        scores.append(best)
+    return times, scores
+
+
+def _importances(histories: dict[str, list[dict]], plan: Plan) -> str:
+    import matplotlib.pyplot as plt
+
+    importances = parameter_importances(histories, plan)
+    title = "<h2>Parameter importances</h2>"
+    if not importances:
+        return (f"{title}<p>Too few trials for importances (at least {MIN_TRIALS_FOR_IMPORTANCE} "
+                "are needed in a group).</p>")
+    figure, axes = plt.subplots(1, len(importances), figsize=(4.2 * len(importances), 4.2), squeeze=False)
+    for axis, (group, found) in zip(axes[0], importances.items()):
+        names = list(found)[:10][::-1]
+        axis.barh(names, [found[name] for name in names], color="#4e79a7")
+        axis.set(title=group, xlabel="importance (fANOVA)")
+        axis.tick_params(axis="y", labelsize=7)
+    return (f"{title}<p>Optuna's fANOVA on a study rebuilt from the trials' best validation abs-sum. "
+            "Across families only the shared parameters compare; each family with at least "
+            f"{MIN_TRIALS_FOR_IMPORTANCE} trials gets its own panel.</p>" + _image(figure))
+
+
+def _scores(summary: dict) -> str:
+    from ecgtune.ensemble import SCORE_TITLES
+
+    cross_fitted = summary.get("cross_fitted")
+    trust = CROSS_FITTED_TRUST if cross_fitted else HOLDOUT_TRUST
+    rows = [{"stage": SCORE_TITLES[key], "abs_sum": value, "kind": trust[key][0], "why": trust[key][1]}
+            for key, value in summary["scores"].items()]
+    rows_kind = "out-of-fold rows (every labelled row)" if cross_fitted else "holdout validation rows"
+    parts = [f"<h2>Scores</h2><p>Abs-sum on {summary['validation_rows']} {rows_kind}; lower is better. "
+             "<b>selection</b>: these rows took part in choosing what is scored, so the figure is optimistic; "
+             "<b>honest</b>: scored on rows that did not fit what is named.</p>",
+             _table(rows, (("stage", "stage", "{}"), ("abs_sum", "abs-sum", "{:.1f}"), ("kind", "kind", "{}"),
+                           ("why", "why", "{}")))]
+    if cross_fitted:
+        holdout = [{"stage": SCORE_TITLES[key], "abs_sum": value} for key, value in summary["holdout"]["scores"].items()]
+        parts.append(f"<h3>Before cross-fitting: the holdout ensemble ({summary['holdout']['validation_rows']} "
+                     f"rows)</h3>{_table(holdout, (('stage', 'stage', '{}'), ('abs_sum', 'abs-sum', '{:.1f}')))}")
+    return "".join(parts)
+
+
+def _members(summary: dict) -> str:
+    import matplotlib.pyplot as plt
+
+    members = summary["members"]
+    figure, (weights_axis, path_axis) = plt.subplots(1, 2, figsize=(11, max(3.0, 0.35 * len(members) + 1.5)))
+    labels = [f"{m['family']} {m['trial'].rsplit('_', 1)[-1]}" for m in members][::-1]
+    families = sorted({m["family"] for m in members})
+    colour_of = dict(zip(families, _colours(len(families))))
+    weights_axis.barh(labels, [m["weight"] for m in members][::-1],
+                      color=[colour_of[m["family"]] for m in members][::-1])
+    weights_axis.set(title="Members and weights", xlabel="weight")
+    weights_axis.tick_params(axis="y", labelsize=8)
+    steps = summary["trajectory"]
+    path_axis.plot(range(1, len(steps) + 1), [step["abs_sum"] for step in steps], marker=".", color="#4e79a7")
+    best = min(range(len(steps)), key=lambda i: (steps[i]["abs_sum"], steps[i]["log_loss"], i))
+    path_axis.axvline(best + 1, color="#e15759", linestyle="--", label=f"kept: first {best + 1} steps")
+    path_axis.set(title="Greedy selection trajectory", xlabel="selection step", ylabel="abs-sum after 0.5 rule")
+    path_axis.legend(fontsize=8)
+    table = _table([{**m, "models": len(m["checkpoints"])} for m in members],
+                   (("family", "family", "{}"), ("trial", "trial", "{}"), ("models", "models", "{:.0f}"),
+                    ("weight", "weight", "{:.3f}"), ("val_abs_sum", "member abs-sum", "{:.1f}")))
+    return ("<h2>Ensemble</h2><p>Greedy forward selection with replacement (Caruana et al., 2004) from a library "
+            f"of {len(summary['library'])} checkpoints; the selection kept the best point of its trajectory.</p>"
+            + _image(figure) + table)
+
+
+def _decisions(run_dir: Path, summary: dict) -> str:
+    import matplotlib.pyplot as plt
+
+    from ecgtune.ensemble import DecisionRule
+    from ecgtune.metrics import argmax_decisions
+
+    rule_spec = summary["decision_rule"]
+    rule = DecisionRule(np.asarray(rule_spec["thresholds"]), rule_spec["fallback"])
+    thresholds = "".join(f"<tr><th>class {k}</th><td class='num'>{t:.2f}</td></tr>"
+                         for k, t in enumerate(rule_spec["thresholds"]))
+    text = ("<h2>Decision rule</h2><p>Per class the L1-optimal output is 1 where the probability clears the class's "
+            f"threshold; rows where no class clears it get <b>{html.escape(rule_spec['fallback'])}</b>. Ensemble "
+            f"abs-sum: argmax {summary['scores']['ensemble_argmax']:.1f}, 0.5 rule "
+            f"{summary['scores']['ensemble_median_rule']:.1f}, learned rule {summary['scores']['ensemble_learned_rule']:.1f} "
+            f"(cross-fitted {summary['scores']['ensemble_learned_rule_cross_fitted']:.1f}).</p>"
+            f"<table class='facts'>{thresholds}</table>")
+    path = run_dir / ENSEMBLE_PROBS_FILE
+    if not path.exists():
+        return text
+    with np.load(path, allow_pickle=False) as saved:
+        probs, labels = saved["probs"], saved["labels"]
+    n_classes = probs.shape[1]
+    figure, axes = plt.subplots(1, 2, figsize=(11, 4.4))
+    for axis, (title, decisions) in zip(axes, (("argmax", argmax_decisions(probs)),
+                                               ("learned rule", rule.decide(probs)))):
+        predicted = np.where(decisions.max(axis=1) >= 1.0, decisions.argmax(axis=1), n_classes)
+        matrix = np.zeros((n_classes, n_classes + 1), dtype=int)
+        np.add.at(matrix, (labels, predicted), 1)
+        shares = matrix / np.maximum(matrix.sum(axis=1, keepdims=True), 1)
+        axis.imshow(shares, cmap="Blues", vmin=0, vmax=1)
+        for (row, column), count in np.ndenumerate(matrix):
+            axis.text(column, row, str(count), ha="center", va="center", fontsize=8,
+                      color="white" if shares[row, column] > 0.6 else "black")
+        axis.set_xticks(range(n_classes + 1), [*map(str, range(n_classes)), "none"])
+        axis.set_yticks(range(n_classes))
+        axis.set(title=f"Confusion matrix, {title}", xlabel="decided class ('none': no class output)",
+                 ylabel="true class")
+    return text + _image(figure)
+
+
+def _colours(count: int) -> list[str]:
+    return [FAMILY_COLOURS[i % len(FAMILY_COLOURS)] for i in range(count)]
+
+
+def _image(figure) -> str:
+    import matplotlib.pyplot as plt
+
+    buffer = io.BytesIO()
+    figure.tight_layout()
+    figure.savefig(buffer, format="png", dpi=110)
+    plt.close(figure)
+    encoded = base64.b64encode(buffer.getvalue()).decode("ascii")
+    return f"<img alt='figure' src='data:image/png;base64,{encoded}'>"
+
+
+PAGE = """<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>{title}</title>
+<style>
+body {{ font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1150px; color: #222; }}
+table {{ border-collapse: collapse; margin: 0.5em 0 1.5em; font-size: 0.9em; }}
+th, td {{ border-bottom: 1px solid #ddd; padding: 0.25em 0.7em; text-align: left; }}
+thead th {{ background: #f3f3f3; }}
+td.num {{ text-align: right; font-variant-numeric: tabular-nums; }}
+table.facts th {{ background: none; font-weight: 600; }}
+img {{ max-width: 100%; }}
+h2 {{ border-bottom: 2px solid #4e79a7; padding-bottom: 0.2em; margin-top: 2em; }}
+footer {{ color: #888; font-size: 0.8em; margin-top: 3em; }}
+</style></head>
+<body>
+{body}
+<footer>Written by ecgtune on {created}.</footer>
+</body></html>
+"""
