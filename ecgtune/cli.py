@@ -19,14 +19,17 @@ DEFAULT_GPUS_PER_TRIAL = 0.25
 SMOKE_ROWS, SMOKE_SAMPLES = 1500, 6
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The argument parser of every subcommand."""
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The argument parser of every subcommand. Given the `command` about to run, the flags of the
+    others that need PyTorch and Ray for their defaults are left out, so that `predict` starts fast."""
     parser = argparse.ArgumentParser(prog="ecgtune", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    add_search_arguments(commands.add_parser(
+    search = commands.add_parser(
         "search", help="search hyper-parameters of the chosen families with Ray Tune",
         description="Search the chosen architecture families with Ray Tune (Optuna's TPE and ASHA by default), "
-                    "print a leaderboard and write runs/NAME/leaderboard.csv."))
+                    "print a leaderboard and write runs/NAME/leaderboard.csv.")
+    if command in (None, "search"):
+        add_search_arguments(search)
 
     make_data = commands.add_parser(
         "make-data", help="write synthetic beats in the competition format",
@@ -45,9 +48,11 @@ def build_parser() -> argparse.ArgumentParser:
                     "experiment, then the learned decision rule; writes RUNS_DIR/NAME/ensemble.json.")
     ensemble.add_argument("--experiment", type=Path, required=True, help="the experiment folder, e.g. runs/NAME")
     add_ensemble_arguments(ensemble.add_argument_group("the ensemble"))
-    resources = ensemble.add_argument_group("where the fold retraining runs (with --folds)")
-    resources.add_argument("--address", help="Ray cluster to join: auto, or ray://HOST:10001 (default: start Ray here)")
-    add_resource_arguments(resources)
+    if command in (None, "ensemble"):
+        resources = ensemble.add_argument_group("where the fold retraining runs (with --folds)")
+        resources.add_argument("--address",
+                               help="Ray cluster to join: auto, or ray://HOST:10001 (default: start Ray here)")
+        add_resource_arguments(resources)
     ensemble.add_argument("--seed", type=_seed, default=0, help="random seed of the selection (default 0)")
 
     report = commands.add_parser(
@@ -84,19 +89,25 @@ def add_ensemble_arguments(group) -> None:
     group.add_argument("--bagging", type=_count, default=0, help="bagging rounds over the library (default 0)")
     group.add_argument("--rule-folds", type=_positive_int, default=5,
                        help="folds for the cross-fitted estimate of the decision rule (default 5)")
-    add_cross_fit_arguments(group)
+    add_cross_fit_arguments(group, defaults_from_search=True)
 
 
-def add_cross_fit_arguments(group) -> None:
-    """--folds, --fold-members and --fold-epochs."""
-    group.add_argument("--folds", type=_fold_count, default=0,
+def add_cross_fit_arguments(group, defaults_from_search: bool = False) -> None:
+    """--folds, --fold-members and --fold-epochs (for `ensemble`, by default those its search was given)."""
+    from ecgtune.experiment import Plan
+
+    fields = Plan.__dataclass_fields__
+    folds, members = fields["folds"].default, fields["fold_members"].default
+    said = "the search's; " if defaults_from_search else ""
+    group.add_argument("--folds", type=_fold_count, default=None if defaults_from_search else folds,
                        help="K > 1: retrain the ensemble's best configurations on K folds of every labelled row, "
                             "then select and threshold on their out-of-fold predictions; the bundle averages "
-                            "the folds (default 0: off)")
-    group.add_argument("--fold-members", type=_positive_int, default=5,
-                       help="how many of the ensemble's configurations to retrain with --folds (default 5)")
+                            f"the folds (default: {said}{folds}, off)")
+    group.add_argument("--fold-members", type=_positive_int, default=None if defaults_from_search else members,
+                       help=f"how many of the ensemble's configurations to retrain with --folds (default: {said}"
+                            f"{members})")
     group.add_argument("--fold-epochs", type=_positive_int,
-                       help="epochs of each fold's training (default: each configuration's own)")
+                       help=f"epochs of each fold's training (default: {said}each configuration's own)")
 
 
 def add_resource_arguments(group) -> None:
@@ -208,7 +219,8 @@ def _fraction(text: str) -> float:
 
 def main(argv: list[str] | None = None) -> int:
     """Runs a subcommand; returns the exit code (2 for bad input, 130 when interrupted)."""
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else argv
+    args = build_parser(next((word for word in argv if not word.startswith("-")), None)).parse_args(argv)
     warnings.showwarning = _show_warning
     try:
         if args.command == "search":
@@ -282,18 +294,18 @@ def run_search(args: argparse.Namespace) -> int:
     silent = len(results) - len(rows)
     if not rows:
         raise EcgtuneError(f"no trial reported a result; see {settings.experiment_path}")
-    write_csv(rows, run_dir / "leaderboard.csv")
+    write_csv(rows, run_dir / experiment.LEADERBOARD_FILE)
     for title, table in leaderboard_tables(rows):
         print(f"\n{title}\n{format_table(table)}")
     if silent:
         print(f"\n{silent} trial(s) stopped or failed before their first epoch ended; not ranked")
-    print(f"\nleaderboard: {run_dir / 'leaderboard.csv'}; trials and checkpoints: {settings.experiment_path}")
+    print(f"\nleaderboard: {run_dir / experiment.LEADERBOARD_FILE}; trials and checkpoints: "
+          f"{settings.experiment_path}")
     if "://" not in settings.storage:
         options = experiment.EnsembleOptions(seed=plan.seed, folds=plan.folds, fold_members=plan.fold_members,
                                              fold_epochs=plan.fold_epochs)
-        summary = experiment.ensemble_experiment(run_dir, options, settings)
+        summary, bundle = experiment.ensemble_experiment(run_dir, options, settings)
         print(f"\n{format_ensemble(summary)}")
-        bundle = experiment.export_experiment(run_dir, summary)
         print(f"ensemble: {run_dir / experiment.ENSEMBLE_FILE}; bundle: {bundle}")
     return run_report(argparse.Namespace(experiment=run_dir))
 
@@ -303,17 +315,19 @@ def run_ensemble(args: argparse.Namespace) -> int:
     from ecgtune import experiment
     from ecgtune.report import format_ensemble
 
-    options = experiment.EnsembleOptions(args.size, args.top_k, args.bagging, args.rule_folds, args.seed,
-                                         args.folds, args.fold_members, args.fold_epochs)
+    plan = experiment.load_plan(args.experiment)
+    options = experiment.EnsembleOptions(
+        size=args.size, top_k=args.top_k, bagging_rounds=args.bagging, rule_folds=args.rule_folds, seed=args.seed,
+        folds=plan.folds if args.folds is None else args.folds,
+        fold_members=args.fold_members or plan.fold_members, fold_epochs=args.fold_epochs or plan.fold_epochs)
     settings = None
-    if args.folds > 1:
+    if options.folds > 1:
         from ecgtune.trainables import tune_search
 
         tune_search.start_ray(args.address)
-        settings = search_settings(experiment.load_plan(args.experiment), args, args.experiment)
-    summary = experiment.ensemble_experiment(args.experiment, options, settings)
+        settings = search_settings(plan, args, args.experiment)
+    summary, bundle = experiment.ensemble_experiment(args.experiment, options, settings)
     print(format_ensemble(summary))
-    bundle = experiment.export_experiment(args.experiment, summary)
     print(f"ensemble: {args.experiment / experiment.ENSEMBLE_FILE}; bundle: {bundle}")
     return run_report(args)
 

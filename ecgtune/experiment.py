@@ -8,6 +8,7 @@ validation rows are saved as RUNS_DIR/NAME/validation.npz for the ensemble stage
 from __future__ import annotations
 
 import json
+import sys
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
@@ -16,10 +17,10 @@ import xxhash
 
 from ecgtune.atomic import atomic_path, write_text_atomically
 from ecgtune.data import HeartbeatData, holdout_split, load_dataset, make_synthetic
-from ecgtune.errors import EcgtuneError
+from ecgtune.errors import ConfigError, EcgtuneError
 
 PLAN_FILE, VALIDATION_FILE, ENSEMBLE_FILE, BUNDLE_DIR = "search.json", "validation.npz", "ensemble.json", "bundle"
-ENSEMBLE_PROBS_FILE = "ensemble_probs.npz"
+ENSEMBLE_PROBS_FILE, LEADERBOARD_FILE = "ensemble_probs.npz", "leaderboard.csv"
 
 
 @dataclass(frozen=True)
@@ -125,36 +126,46 @@ def fingerprint(data: HeartbeatData) -> dict:
             "class_counts": data.class_counts().tolist(), "hash": digest.hexdigest()}
 
 
+def check_unchanged(run_dir: Path, plan: Plan, data: HeartbeatData) -> None:
+    """Refuses data that differ from those the experiment in `run_dir` started with."""
+    saved, current = json.loads((run_dir / PLAN_FILE).read_text()).get("data_fingerprint"), fingerprint(data)
+    if saved != current:
+        raise EcgtuneError(f"{plan.data or 'the synthetic data'} changed since experiment {run_dir} started "
+                           f"(saved: {saved}; now: {current})")
+
+
 def save_plan(run_dir: Path, plan: Plan, data: HeartbeatData, val_rows: np.ndarray, resume: bool) -> None:
     """Writes search.json and validation.npz; on resume, only checks that the data are the saved ones."""
+    if resume:
+        check_unchanged(run_dir, plan, data)
+        return
     current = fingerprint(data)
     plan_path = run_dir / PLAN_FILE
-    if resume:
-        saved = json.loads(plan_path.read_text()).get("data_fingerprint")
-        if saved != current:
-            raise EcgtuneError(f"{plan.data or 'the synthetic data'} changed since experiment {run_dir} started "
-                               f"(saved: {saved}; now: {current})")
-        return
     run_dir.mkdir(parents=True, exist_ok=True)
     with atomic_path(run_dir / VALIDATION_FILE) as temporary, open(temporary, "wb") as stream:
         np.savez(stream, rows=val_rows, ids=data.ids[val_rows], labels=data.labels[val_rows])
     write_text_atomically(plan_path, json.dumps({"plan": asdict(plan), "data_fingerprint": current}, indent=2))
 
 
-def ensemble_experiment(run_dir: Path, options: EnsembleOptions, settings=None) -> dict:
-    """Builds the ensemble of a finished or interrupted experiment and saves it as RUNS_DIR/NAME/ensemble.json.
+def ensemble_experiment(run_dir: Path, options: EnsembleOptions, settings=None) -> tuple[dict, Path]:
+    """Builds and exports the ensemble of a finished or interrupted experiment; returns its summary and
+    the bundle's folder.
 
     The ensemble is selected from the search's checkpoints on the validation rows. With
-    `options.folds` > 1 its best configurations are then retrained on that many folds of every row
+    `options.folds` > 1 its heaviest configurations are then retrained on that many folds of every row
     (a Ray Tune experiment run with `settings`, a `tune_search.SearchSettings`), and the final
-    ensemble is selected and thresholded on their out-of-fold probabilities.
+    ensemble is selected and thresholded on their out-of-fold probabilities. The bundle is written
+    first; RUNS_DIR/NAME/ensemble.json and ensemble_probs.npz then describe it.
     """
     from ecgtune.ensemble import build_ensemble, load_library
+    from ecgtune.export import export_bundle
 
     plan = load_plan(run_dir)
     if "://" in plan.storage:
         raise EcgtuneError(f"the trials of {run_dir} are in {plan.storage}; copy them into a local folder and "
                            "point search.json's storage at it")
+    if options.folds > 1 and settings is None:
+        raise ConfigError("cross-fitting (folds > 1) needs the settings its Ray trials run with")
     try:
         labels = np.load(run_dir / VALIDATION_FILE, allow_pickle=False)["labels"]
     except (OSError, ValueError, KeyError) as error:
@@ -164,10 +175,12 @@ def ensemble_experiment(run_dir: Path, options: EnsembleOptions, settings=None) 
                                     options.seed)
     if options.folds > 1:
         summary, probs, labels = _cross_fit(run_dir, plan, summary, options, settings)
+    fingerprint_of_data = json.loads((run_dir / PLAN_FILE).read_text())["data_fingerprint"]
+    bundle = export_bundle(summary, run_dir / BUNDLE_DIR, fingerprint_of_data)
     with atomic_path(run_dir / ENSEMBLE_PROBS_FILE) as temporary, open(temporary, "wb") as stream:
         np.savez(stream, probs=probs.astype(np.float32), labels=labels)
     write_text_atomically(run_dir / ENSEMBLE_FILE, json.dumps(summary, indent=2))
-    return summary
+    return summary, bundle
 
 
 def _cross_fit(run_dir: Path, plan: Plan, holdout: dict, options: EnsembleOptions, settings):
@@ -178,14 +191,23 @@ def _cross_fit(run_dir: Path, plan: Plan, holdout: dict, options: EnsembleOption
 
     configs = {}
     for member in holdout["members"][:options.fold_members]:
-        config = json.loads((Path(member["checkpoints"][0]) / CONFIG_FILE).read_text())["sampled"]
+        config_path = Path(member["checkpoints"][0]) / CONFIG_FILE
+        try:
+            config = json.loads(config_path.read_text())["sampled"]
+            train = {**config["train"], "keep": "last"}
+        except (OSError, ValueError, KeyError, TypeError) as error:
+            raise EcgtuneError(f"{config_path}: unreadable checkpoint description ({error})") from None
         if options.fold_epochs:
-            config = {**config, "train": {**config["train"], "epochs": options.fold_epochs}}
-        configs[member["trial"]] = config
+            train["epochs"] = options.fold_epochs
+        configs[member["trial"]] = {**config, "train": train}
     data = load_data(plan)
+    check_unchanged(run_dir, plan, data)
     folds = kfold_splits(data.labels, options.folds, seed=plan.seed)
-    grid = xxhash.xxh3_64_hexdigest(json.dumps({"folds": options.folds, "configs": configs}, sort_keys=True).encode())
-    settings = replace(settings, name=f"{run_dir.name}-folds{options.folds}-{grid[:8]}", storage=plan.storage)
+    request = json.dumps({"folds": options.folds, "configs": configs}, sort_keys=True)
+    grid_hash = xxhash.xxh3_64_hexdigest(request.encode())[:8]
+    settings = replace(settings, name=f"{run_dir.name}-folds{options.folds}-{grid_hash}", storage=plan.storage)
+    print(f"cross-fitting: {len(configs)} configuration(s) x {options.folds} folds of {len(data)} rows = "
+          f"{len(configs) * options.folds} trainings in {settings.experiment_path}", file=sys.stderr)
     run_cross_fit(settings, data, configs, folds)
     members = load_fold_library(Path(settings.experiment_path), list(configs), [held for _, held in folds], data.labels)
     summary, probs = build_ensemble(members, data.labels, options.size, options.bagging_rounds, options.rule_folds,
@@ -194,11 +216,3 @@ def _cross_fit(run_dir: Path, plan: Plan, holdout: dict, options: EnsembleOption
                                "experiment": settings.experiment_path}
     summary["holdout"] = {key: holdout[key] for key in ("members", "scores", "validation_rows")}
     return summary, probs, data.labels
-
-
-def export_experiment(run_dir: Path, summary: dict) -> Path:
-    """Exports the experiment's ensemble as RUNS_DIR/NAME/bundle (see `ecgtune.bundle`)."""
-    from ecgtune.export import export_bundle
-
-    fingerprint_of_data = json.loads((run_dir / PLAN_FILE).read_text())["data_fingerprint"]
-    return export_bundle(summary, run_dir / BUNDLE_DIR, fingerprint_of_data)

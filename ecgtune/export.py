@@ -36,7 +36,8 @@ class WeightedSoftmaxAverage(torch.nn.Module):
         return sum(weight * member(signals).softmax(dim=1) for weight, member in zip(self.weights, self.members))
 
 
-def _load_member(checkpoint: Path):
+def load_member(checkpoint: Path):
+    """One checkpoint's network (eval mode) and its config.json description."""
     try:
         described = json.loads((checkpoint / CONFIG_FILE).read_text())
         model = create_model(described["family"], n_classes=described["n_classes"],
@@ -58,7 +59,7 @@ def export_bundle(summary: dict, out_dir: Path, data_fingerprint: dict, seed: in
     networks, weights, descriptions = [], [], []
     for member in summary["members"]:
         for checkpoint in member["checkpoints"]:
-            network, description = _load_member(Path(checkpoint))
+            network, description = load_member(Path(checkpoint))
             networks.append(network)
             weights.append(member["weight"] / len(member["checkpoints"]))
         descriptions.append(description)

@@ -16,15 +16,17 @@ import io
 import json
 import time
 import warnings
+import zipfile
 from pathlib import Path
 
 import numpy as np
 
 from ecgtune.atomic import write_text_atomically
-from ecgtune.experiment import ENSEMBLE_FILE, ENSEMBLE_PROBS_FILE, Plan, load_plan
+from ecgtune.errors import EcgtuneError
+from ecgtune.experiment import ENSEMBLE_FILE, ENSEMBLE_PROBS_FILE, LEADERBOARD_FILE, PLAN_FILE, Plan, load_plan
 from ecgtune.report import LEADERBOARD_COLUMNS, leaderboard_tables
 
-REPORT_FILE, LEADERBOARD_FILE = "report.html", "leaderboard.csv"
+REPORT_FILE = "report.html"
 MIN_TRIALS_FOR_IMPORTANCE = 4
 FAMILY_COLOURS = ("#4e79a7", "#f28e2b", "#59a14f", "#e15759", "#76b7b2", "#b07aa1", "#9c755f", "#edc948")
 
@@ -39,15 +41,16 @@ HOLDOUT_TRUST = {
                                            "thresholds scored on folds they were not fitted on; members "
                                            "still chosen on these rows"),
 }
+OUT_OF_FOLD = "no network trained on the row it predicts, but the configurations were chosen on part of these rows"
 CROSS_FITTED_TRUST = {
-    "best_single_argmax": (HONEST + " for the networks", "each row predicted by models that never trained on it"),
-    "best_single_median_rule": (HONEST + " for the networks", "each row predicted by models that never trained on it"),
-    "ensemble_argmax": (SELECTION, "weights fitted on these out-of-fold rows"),
-    "ensemble_median_rule": (SELECTION, "weights fitted on these out-of-fold rows"),
-    "ensemble_learned_rule": (SELECTION, "weights and thresholds fitted on these out-of-fold rows"),
-    "ensemble_learned_rule_cross_fitted": (HONEST + " for the rule and networks",
-                                           "thresholds cross-fitted, networks out-of-fold; weights "
-                                           "fitted on these rows"),
+    "best_single_argmax": (SELECTION, f"the best of the retrained configurations on these rows; {OUT_OF_FOLD}"),
+    "best_single_median_rule": (SELECTION, f"the best of the retrained configurations on these rows; {OUT_OF_FOLD}"),
+    "ensemble_argmax": (SELECTION, f"weights fitted on these rows; {OUT_OF_FOLD}"),
+    "ensemble_median_rule": (SELECTION, f"weights fitted on these rows; {OUT_OF_FOLD}"),
+    "ensemble_learned_rule": (SELECTION, f"weights and thresholds fitted on these rows; {OUT_OF_FOLD}"),
+    "ensemble_learned_rule_cross_fitted": (HONEST + " for the rule",
+                                           f"thresholds scored on folds they were not fitted on; weights fitted on "
+                                           f"these rows; {OUT_OF_FOLD}"),
 }
 
 
@@ -59,15 +62,27 @@ def write_report(run_dir: Path) -> Path:
     plan = load_plan(run_dir)
     histories = read_histories(Path(plan.storage) / run_dir.name) if "://" not in plan.storage else {}
     summary_path = run_dir / ENSEMBLE_FILE
-    summary = json.loads(summary_path.read_text()) if summary_path.exists() else None
-    sections = [_overview(run_dir, plan, histories, summary), _leaderboard(run_dir),
-                _progress(histories), _importances(histories, plan)]
-    if summary is not None:
-        sections += [_scores(summary), _members(summary), _decisions(run_dir, summary)]
+    summary = _read(summary_path, lambda path: json.loads(path.read_text())) if summary_path.exists() else None
+    sections = [_leaderboard(run_dir), _progress(histories), _importances(histories, plan)]
+    try:
+        sections.insert(0, _overview(run_dir, plan, histories, summary))
+        if summary is not None:
+            sections += [_scores(summary), _members(summary), _decisions(run_dir, summary)]
+    except (KeyError, TypeError, ValueError, IndexError) as error:
+        raise EcgtuneError(f"{summary_path}: not an ensemble summary this version can read ({error!r}); "
+                           "rebuild it with `python -m ecgtune ensemble`") from None
     page = PAGE.format(title=html.escape(f"ecgtune: {run_dir.name}"), body="\n".join(sections),
                        created=time.strftime("%Y-%m-%d %H:%M:%S"))
     write_text_atomically(run_dir / REPORT_FILE, page)
     return run_dir / REPORT_FILE
+
+
+def _read(path: Path, reader):
+    """`reader(path)`, with any failure to read or parse it reported as one line naming the file."""
+    try:
+        return reader(path)
+    except (OSError, ValueError, KeyError, TypeError, EOFError, zipfile.BadZipFile) as error:
+        raise EcgtuneError(f"{path}: unreadable ({error})") from None
 
 
 def read_histories(experiment_dir: Path) -> dict[str, list[dict]]:
@@ -134,7 +149,7 @@ def _flat_params(config: dict) -> dict:
 
 
 def _overview(run_dir: Path, plan: Plan, histories: dict, summary: dict | None) -> str:
-    fingerprint = json.loads((run_dir / "search.json").read_text()).get("data_fingerprint", {})
+    fingerprint = _read(run_dir / PLAN_FILE, lambda path: json.loads(path.read_text())).get("data_fingerprint", {})
     facts = [
         ("data", plan.data or f"embedded synthetic beats ({plan.rows} rows)"),
         ("rows", f"{fingerprint.get('rows', '?')} x {fingerprint.get('signal_length', '?')} samples, class counts "
@@ -146,9 +161,9 @@ def _overview(run_dir: Path, plan: Plan, histories: dict, summary: dict | None) 
         ("validation", f"stratified {plan.val_fraction:.0%} holdout, seed {plan.seed}"),
     ]
     if summary is not None:
-        key = "ensemble_learned_rule_cross_fitted"
-        facts.append(("ensemble", f"{len(summary['members'])} members; honest estimate {summary['scores'][key]:.1f} "
-                                  f"abs-sum on {summary['validation_rows']} rows"))
+        score = summary["scores"]["ensemble_learned_rule_cross_fitted"]
+        facts.append(("ensemble", f"{len(summary['members'])} members; {score:.1f} abs-sum on "
+                                  f"{summary['validation_rows']} rows with the decision rule cross-fitted"))
     rows = "".join(f"<tr><th>{html.escape(k)}</th><td>{html.escape(str(v))}</td></tr>" for k, v in facts)
     return f"<h1>Experiment {html.escape(run_dir.name)}</h1><table class='facts'>{rows}</table>"
 
@@ -157,13 +172,22 @@ def _leaderboard(run_dir: Path) -> str:
     path = run_dir / LEADERBOARD_FILE
     if not path.exists():
         return "<h2>Leaderboard</h2><p>No leaderboard yet: the search has not finished.</p>"
-    with open(path, newline="") as stream:
-        rows = list(csv.DictReader(stream))
+    rows = _read(path, _csv_rows)
     parts = ["<h2>Leaderboard</h2><p>Validation abs-sum of each trial's best epoch (argmax decisions; lower is "
              "better). These rows also chose the best trial, so the top figure is a selection figure.</p>"]
     for title, table in leaderboard_tables(rows):
         parts.append(f"<h3>{html.escape(title)}</h3>{_table(table, LEADERBOARD_COLUMNS)}")
     return "".join(parts)
+
+
+def _csv_rows(path: Path) -> list[dict]:
+    with open(path, newline="") as stream:
+        rows = list(csv.DictReader(stream))
+    for row in rows:
+        for key, _, fmt in LEADERBOARD_COLUMNS:
+            if fmt != "{}":
+                float(row[key])
+    return rows
 
 
 def _table(rows: list[dict], columns) -> str:
@@ -193,8 +217,9 @@ def _progress(histories: dict[str, list[dict]]) -> str:
         axes.step(np.array(times) / 60, scores, where="post", color=colour, label=family, alpha=0.8)
     times, scores = _running_best([(t - start, s) for t, _, s in records])
     axes.step(np.array(times) / 60, scores, where="post", color="black", linewidth=2, label="best overall")
-    axes.set(xlabel="minutes since the first result", ylabel="best validation abs-sum so far", yscale="log",
-             title="Search progress")
+    spread = max(score for _, _, score in records) / max(min(score for _, _, score in records), 1.0)
+    axes.set(xlabel="minutes since the first result", ylabel="best validation abs-sum so far",
+             yscale="log" if spread > 5 else "linear", title="Search progress")
     axes.legend(fontsize=8)
     return ("<h2>Search progress</h2><p>Best validation abs-sum reached so far, per family and overall "
             "(every epoch of every trial counts).</p>" + _image(figure))
@@ -242,7 +267,8 @@ def _scores(summary: dict) -> str:
              _table(rows, (("stage", "stage", "{}"), ("abs_sum", "abs-sum", "{:.1f}"), ("kind", "kind", "{}"),
                            ("why", "why", "{}")))]
     if cross_fitted:
-        holdout = [{"stage": SCORE_TITLES[key], "abs_sum": value} for key, value in summary["holdout"]["scores"].items()]
+        holdout = [{"stage": SCORE_TITLES[key], "abs_sum": value}
+                   for key, value in summary["holdout"]["scores"].items()]
         parts.append(f"<h3>Before cross-fitting: the holdout ensemble ({summary['holdout']['validation_rows']} "
                      f"rows)</h3>{_table(holdout, (('stage', 'stage', '{}'), ('abs_sum', 'abs-sum', '{:.1f}')))}")
     return "".join(parts)
@@ -260,17 +286,22 @@ def _members(summary: dict) -> str:
                       color=[colour_of[m["family"]] for m in members][::-1])
     weights_axis.set(title="Members and weights", xlabel="weight")
     weights_axis.tick_params(axis="y", labelsize=8)
-    steps = summary["trajectory"]
+    steps, kept = summary["trajectory"], summary["kept_steps"]
     path_axis.plot(range(1, len(steps) + 1), [step["abs_sum"] for step in steps], marker=".", color="#4e79a7")
-    best = min(range(len(steps)), key=lambda i: (steps[i]["abs_sum"], steps[i]["log_loss"], i))
-    path_axis.axvline(best + 1, color="#e15759", linestyle="--", label=f"kept: first {best + 1} steps")
-    path_axis.set(title="Greedy selection trajectory", xlabel="selection step", ylabel="abs-sum after 0.5 rule")
-    path_axis.legend(fontsize=8)
+    if kept is None:
+        path_axis.set(title="Greedy selection, every bagging round in turn")
+    else:
+        path_axis.axvline(kept, color="#e15759", linestyle="--", label=f"kept: first {kept} steps")
+        path_axis.legend(fontsize=8)
+        path_axis.set(title="Greedy selection trajectory")
+    path_axis.set(xlabel="selection step", ylabel="abs-sum after 0.5 rule")
     table = _table([{**m, "models": len(m["checkpoints"])} for m in members],
                    (("family", "family", "{}"), ("trial", "trial", "{}"), ("models", "models", "{:.0f}"),
                     ("weight", "weight", "{:.3f}"), ("val_abs_sum", "member abs-sum", "{:.1f}")))
+    library = (f"{len(summary['library'])} configurations retrained on {summary['cross_fitted']['folds']} folds"
+               if summary.get("cross_fitted") else f"{len(summary['library'])} checkpoints")
     return ("<h2>Ensemble</h2><p>Greedy forward selection with replacement (Caruana et al., 2004) from a library "
-            f"of {len(summary['library'])} checkpoints; the selection kept the best point of its trajectory.</p>"
+            f"of {library}; the selection kept the best point of its trajectory.</p>"
             + _image(figure) + table)
 
 
@@ -284,18 +315,20 @@ def _decisions(run_dir: Path, summary: dict) -> str:
     rule = DecisionRule(np.asarray(rule_spec["thresholds"]), rule_spec["fallback"])
     thresholds = "".join(f"<tr><th>class {k}</th><td class='num'>{t:.2f}</td></tr>"
                          for k, t in enumerate(rule_spec["thresholds"]))
+    scores = summary["scores"]
     text = ("<h2>Decision rule</h2><p>Per class the L1-optimal output is 1 where the probability clears the class's "
             f"threshold; rows where no class clears it get <b>{html.escape(rule_spec['fallback'])}</b>. Ensemble "
-            f"abs-sum: argmax {summary['scores']['ensemble_argmax']:.1f}, 0.5 rule "
-            f"{summary['scores']['ensemble_median_rule']:.1f}, learned rule {summary['scores']['ensemble_learned_rule']:.1f} "
-            f"(cross-fitted {summary['scores']['ensemble_learned_rule_cross_fitted']:.1f}).</p>"
+            f"abs-sum: argmax {scores['ensemble_argmax']:.1f}, 0.5 rule {scores['ensemble_median_rule']:.1f}, "
+            f"learned rule {scores['ensemble_learned_rule']:.1f} "
+            f"(cross-fitted {scores['ensemble_learned_rule_cross_fitted']:.1f}).</p>"
             f"<table class='facts'>{thresholds}</table>")
     path = run_dir / ENSEMBLE_PROBS_FILE
     if not path.exists():
         return text
-    with np.load(path, allow_pickle=False) as saved:
-        probs, labels = saved["probs"], saved["labels"]
+    probs, labels = _read(path, _saved_probs)
     n_classes = probs.shape[1]
+    if n_classes != len(rule_spec["thresholds"]) or len(probs) != len(labels):
+        raise EcgtuneError(f"{path}: probabilities of shape {probs.shape} do not match {ENSEMBLE_FILE}")
     figure, axes = plt.subplots(1, 2, figsize=(11, 4.4))
     for axis, (title, decisions) in zip(axes, (("argmax", argmax_decisions(probs)),
                                                ("learned rule", rule.decide(probs)))):
@@ -311,7 +344,13 @@ def _decisions(run_dir: Path, summary: dict) -> str:
         axis.set_yticks(range(n_classes))
         axis.set(title=f"Confusion matrix, {title}", xlabel="decided class ('none': no class output)",
                  ylabel="true class")
-    return text + _image(figure)
+    return (text + "<p>On the same rows the weights and thresholds were fitted on, so in-sample.</p>"
+            + _image(figure))
+
+
+def _saved_probs(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    with np.load(path, allow_pickle=False) as saved:
+        return saved["probs"], saved["labels"]
 
 
 def _colours(count: int) -> list[str]:

@@ -35,6 +35,7 @@ def test_smoke_search_over_all_families(tmp_path):
     assert scores == sorted(scores)
     assert "Best per family" in result.stdout and "Best trials overall" in result.stdout
     assert (tmp_path / "smoke" / "search.json").exists() and (tmp_path / "smoke" / "validation.npz").exists()
+    assert "<h2>Ensemble</h2>" in (tmp_path / "smoke" / "report.html").read_text()
     summary = json.loads((tmp_path / "smoke" / "ensemble.json").read_text())
     assert sum(member["weight"] for member in summary["members"]) == pytest.approx(1.0)
     scores = summary["scores"]
@@ -59,6 +60,7 @@ def _check_cross_fitted_members(run_dir, holdout):
     summary = json.loads((run_dir / "ensemble.json").read_text())
     assert summary["validation_rows"] == 1500 and summary["cross_fitted"]["folds"] == 2
     assert summary["holdout"]["scores"] == holdout["scores"]
+    assert "Before cross-fitting" in (run_dir / "report.html").read_text()
     retrained = {member["trial"] for member in holdout["members"][:2]}
     assert {member["trial"] for member in summary["members"]} <= retrained
     checkpoints = [Path(path) for member in summary["members"] for path in member["checkpoints"]]
@@ -67,7 +69,8 @@ def _check_cross_fitted_members(run_dir, holdout):
     assert [m["checkpoints"] for m in manifest["members"]] == [m["checkpoints"] for m in summary["members"]]
     fold_trials = sorted(Path(summary["cross_fitted"]["experiment"]).glob("*_fold*"))
     assert len(fold_trials) == 2 * len(retrained)
-    written = {path: path.stat().st_mtime_ns for path in Path(summary["cross_fitted"]["experiment"]).rglob("*.safetensors")}
+    weights = Path(summary["cross_fitted"]["experiment"]).rglob("*.safetensors")
+    written = {path: path.stat().st_mtime_ns for path in weights}
     again = _ecgtune(*command)
     assert again.returncode == 0, again.stderr[-3000:]
     assert {path: path.stat().st_mtime_ns for path in written} == written

@@ -40,6 +40,16 @@ def test_best_epoch_weights_and_probabilities_are_kept(fold):
     np.testing.assert_allclose(again, result.best_val_probs, atol=1e-5)
 
 
+def test_keep_last_lets_the_validation_rows_choose_nothing(fold):
+    """For out-of-fold predictions the last epoch is kept, whatever the validation rows say."""
+    small = dict(widths=(16, 16), stem_width=8, hidden=(16,))
+    model, result = train_family("dilated_cnn", fold, small, TrainConfig(epochs=3, keep="last"))
+    assert result.best_epoch == 3 and result.best_metrics == result.history[-1]
+    from ecgtune.trainables import predict_proba
+    np.testing.assert_allclose(predict_proba(model, torch.as_tensor(fold.val_signals)), result.best_val_probs,
+                               atol=1e-5)
+
+
 def test_same_seed_same_result(fold):
     config = TrainConfig(epochs=1, seed=3)
     _, first = train_family("plain_cnn", fold, SMALL, config)

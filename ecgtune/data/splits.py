@@ -10,7 +10,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from sklearn.model_selection import StratifiedKFold, StratifiedShuffleSplit
 
 from ecgtune.data.files import HeartbeatData
 from ecgtune.errors import DataError
@@ -47,6 +46,8 @@ def holdout_split(labels: np.ndarray, val_fraction: float = 0.2, seed: int = 0) 
     """Row positions of a stratified training / validation split."""
     if not 0.0 < val_fraction < 1.0:
         raise ValueError(f"val_fraction must lie in (0, 1), got {val_fraction}")
+    from sklearn.model_selection import StratifiedShuffleSplit
+
     _require_stratifiable(labels, 2)
     splitter = StratifiedShuffleSplit(n_splits=1, test_size=val_fraction, random_state=seed)
     try:
@@ -58,6 +59,8 @@ def holdout_split(labels: np.ndarray, val_fraction: float = 0.2, seed: int = 0) 
 
 def kfold_splits(labels: np.ndarray, n_folds: int = 5, seed: int = 0) -> list[tuple[np.ndarray, np.ndarray]]:
     """Row positions of stratified k-fold splits; every row is in exactly one validation fold."""
+    from sklearn.model_selection import StratifiedKFold
+
     _require_stratifiable(labels, n_folds)
     splitter = StratifiedKFold(n_splits=n_folds, shuffle=True, random_state=seed)
     return list(splitter.split(np.zeros(len(labels)), labels))

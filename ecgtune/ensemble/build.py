@@ -56,6 +56,7 @@ def build_ensemble(members: Sequence[Member], labels: np.ndarray, size: int = 25
         "validation_rows": int(len(labels)),
         "ensemble_log_loss": log_loss(blended, labels),
         "trajectory": selector.trajectory_,
+        "kept_steps": selector.kept_steps_,
         "library": [member.trial for member in members],
     }
     return summary, blended

@@ -75,7 +75,8 @@ def load_library(experiment_dir: Path, n_rows: int, top_k: int = 30) -> list[Mem
     return chosen
 
 
-def load_fold_library(folds_dir: Path, names: list[str], held_out: list[np.ndarray], labels: np.ndarray) -> list[Member]:
+def load_fold_library(folds_dir: Path, names: list[str], held_out: list[np.ndarray],
+                      labels: np.ndarray) -> list[Member]:
     """Cross-fitted members: for each configuration in `names`, its K fold checkpoints in `folds_dir`
     and its out-of-fold probabilities (fold k predicts the rows `held_out[k]`); scored on `labels`."""
     newest = {folder.parent.name: folder for folder in latest_checkpoints(folds_dir)}

@@ -19,8 +19,9 @@ from ecgtune.metrics import one_hot, threshold_decisions
 
 @dataclass
 class EnsembleSelection:
-    """Greedy ensemble selection. After `fit`, `weights_` (one per member, summing to 1) and
-    `trajectory_` (one entry per step: member added, abs-sum, log-loss) are set."""
+    """Greedy ensemble selection. After `fit`, `weights_` (one per member, summing to 1),
+    `trajectory_` (one entry per step: member added, abs-sum, log-loss; every bagging round's steps one
+    after another) and `kept_steps_` (how many steps the ensemble kept; None with bagging) are set."""
 
     size: int = 25                  # selection steps (members may be chosen more than once)
     n_init: int = 1                 # start from the n_init best single members
@@ -34,15 +35,15 @@ class EnsembleSelection:
         _check_members(member_probs, labels)
         n_members = member_probs.shape[0]
         if self.bagging_rounds <= 0:
-            counts, self.trajectory_ = self._select(member_probs, labels, np.arange(n_members))
+            counts, self.trajectory_, self.kept_steps_ = self._select(member_probs, labels, np.arange(n_members))
         else:
             rng = np.random.default_rng(self.random_state)
             subset_size = max(1, int(round(self.bagging_fraction * n_members)))
             counts = np.zeros(n_members)
-            self.trajectory_ = []
+            self.trajectory_, self.kept_steps_ = [], None
             for _ in range(self.bagging_rounds):
                 subset = np.sort(rng.choice(n_members, size=subset_size, replace=False))
-                round_counts, trajectory = self._select(member_probs, labels, subset)
+                round_counts, trajectory, _ = self._select(member_probs, labels, subset)
                 counts += round_counts / round_counts.sum()
                 self.trajectory_ += trajectory
         self.weights_ = counts / counts.sum()
@@ -72,7 +73,7 @@ class EnsembleSelection:
         best_prefix = min(range(len(trajectory)),
                           key=lambda i: (trajectory[i]["abs_sum"], trajectory[i]["log_loss"], i))
         counts = np.bincount(chosen[:best_prefix + 1], minlength=member_probs.shape[0]).astype(np.float64)
-        return counts, trajectory
+        return counts, trajectory, best_prefix + 1
 
 
 def _step(member, abs_sum: float, log_loss: float) -> dict:

@@ -1,6 +1,7 @@
 """The training loop: the whole fold resident on the device, batches drawn by index from a random
 permutation (no DataLoader), AdamW with a one-cycle or warm-up + cosine schedule, and per-epoch
-validation with the competition's metrics. The best epoch's weights and probabilities are kept."""
+validation with the competition's metrics. The best epoch's weights and probabilities are kept (or the
+last epoch's, with `keep="last"`)."""
 
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ from ecgtune.models import create_model
 
 SCHEDULES = ("onecycle", "cosine")
 LOSSES = ("cross_entropy", "l1")
+KEEP = ("best", "last")
 
 
 @dataclass(frozen=True)
@@ -37,10 +39,14 @@ class TrainConfig:
     seed: int = 0
     device: str = "auto"            # "auto" picks CUDA when present, else the CPU
     eval_batch_size: int = 4096
+    keep: str = "best"              # "best": the epoch with the lowest validation abs-sum; "last": the final
+                                    # epoch, so the validation rows choose nothing (out-of-fold predictions)
 
     def __post_init__(self):
         if self.schedule not in SCHEDULES:
             raise ConfigError(f"unknown schedule {self.schedule!r}; valid: {', '.join(SCHEDULES)}")
+        if self.keep not in KEEP:
+            raise ConfigError(f"unknown keep {self.keep!r}; valid: {', '.join(KEEP)}")
         if self.loss not in LOSSES:
             raise ConfigError(f"unknown loss {self.loss!r}; valid: {', '.join(LOSSES)}")
         if self.epochs < 1 or self.batch_size < 2:
@@ -52,7 +58,7 @@ class TrainConfig:
 @dataclass
 class TrainResult:
     """What a training run leaves: its per-epoch history and its best epoch (lowest validation abs-sum,
-    ties broken by log-loss)."""
+    ties broken by log-loss; the last epoch with `keep="last"`)."""
 
     history: list[dict[str, float]]
     best_epoch: int
@@ -172,7 +178,7 @@ class Trainer:
                   "lr": self.scheduler.get_last_lr()[0]}
         self.history.append(report)
         key = (report["abs_sum"], report["log_loss"])
-        if self.best_key is None or key < self.best_key:
+        if self.best_key is None or key < self.best_key or self.config.keep == "last":
             self.best_key, self.best_epoch, self.best_probs = key, self.epoch, probs
             self.best_state = _state_on_cpu(self.model)
         return report

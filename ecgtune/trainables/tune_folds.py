@@ -14,8 +14,8 @@ import numpy as np
 from ray import tune
 
 from ecgtune.data import HeartbeatData
-from ecgtune.errors import ConfigError
 from ecgtune.ensemble.library import fold_trial_name
+from ecgtune.errors import EcgtuneError
 from ecgtune.trainables.tune_adapter import run_trial
 from ecgtune.trainables.tune_search import SearchSettings, run_config
 
@@ -31,21 +31,25 @@ def run_cross_fit(settings: SearchSettings, data: HeartbeatData, configs: dict[s
                   folds: list[tuple[np.ndarray, np.ndarray]]) -> None:
     """Trains every configuration on every fold as the experiment `settings.experiment_path`, or finishes
     the interrupted experiment there (its name must identify the grid)."""
-    if not configs:
-        raise ConfigError("cross-fitting needs at least one configuration")
     with_data = tune.with_parameters(run_fold_trial, data=data, configs=configs, folds=folds, seed=settings.seed)
     trainable = tune.with_resources(with_data, {"cpu": settings.cpus_per_trial, "gpu": settings.gpus_per_trial})
     if tune.Tuner.can_restore(settings.experiment_path):
         tuner = tune.Tuner.restore(settings.experiment_path, trainable, resume_unfinished=True, resume_errored=True)
     else:
+        grid = {"member": tune.grid_search(sorted(configs)), "fold": tune.grid_search(list(range(len(folds))))}
         tuner = tune.Tuner(
             trainable,
-            param_space={"member": tune.grid_search(sorted(configs)), "fold": tune.grid_search(list(range(len(folds))))},
+            param_space=grid,
             tune_config=tune.TuneConfig(max_concurrent_trials=settings.max_concurrent,
                                         trial_name_creator=_trial_name, trial_dirname_creator=_trial_name),
             run_config=run_config(settings),
         )
-    tuner.fit()
+    results = tuner.fit()
+    failed = [result.path for result in results if result.error is not None or result.metrics.get("diverged")]
+    if failed:
+        raise EcgtuneError(f"{len(failed)} fold training(s) failed or diverged: {', '.join(failed)}. A failure: see "
+                           "error.txt there and run the same command again to retry it; a divergence: retrain "
+                           "fewer configurations (--fold-members)")
 
 
 def _trial_name(trial) -> str:
