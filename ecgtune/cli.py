@@ -49,10 +49,7 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     ensemble.add_argument("--experiment", type=Path, required=True, help="the experiment folder, e.g. runs/NAME")
     add_ensemble_arguments(ensemble.add_argument_group("the ensemble"))
     if command in (None, "ensemble"):
-        resources = ensemble.add_argument_group("where the fold retraining runs (with --folds)")
-        resources.add_argument("--address",
-                               help="Ray cluster to join: auto, or ray://HOST:10001 (default: start Ray here)")
-        add_resource_arguments(resources)
+        add_resource_arguments(ensemble.add_argument_group("where the fold retraining runs (with --folds)"))
     ensemble.add_argument("--seed", type=_seed, default=0, help="random seed of the selection (default 0)")
 
     report = commands.add_parser(
@@ -111,8 +108,9 @@ def add_cross_fit_arguments(group, defaults_from_search: bool = False) -> None:
 
 
 def add_resource_arguments(group) -> None:
-    """Resources of each Ray trial."""
+    """The Ray cluster and the resources of each trial."""
     defaults = _default_settings()
+    group.add_argument("--address", help="Ray cluster to join: auto, or ray://HOST:10001 (default: start Ray here)")
     group.add_argument("--cpus-per-trial", type=_positive_float, default=defaults.cpus_per_trial,
                        help=f"default {defaults.cpus_per_trial:g}")
     group.add_argument("--gpus-per-trial", type=_gpu_share,
@@ -164,7 +162,6 @@ def add_search_arguments(parser: argparse.ArgumentParser) -> None:
                      help=f"largest epoch budget a trial may sample (default {budget.max_epochs})")
 
     where = parser.add_argument_group("where it runs")
-    where.add_argument("--address", help="Ray cluster to join: auto, or ray://HOST:10001 (default: start Ray here)")
     add_resource_arguments(where)
     where.add_argument("--name", help="experiment name (default: the start time, e.g. 20261124-013000)")
     where.add_argument("--runs-dir", type=Path, default=Path("runs"),

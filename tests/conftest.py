@@ -29,3 +29,15 @@ def competition_csv(path: Path, signals, labels=None, ids=None, label_format="{}
         lines.append(line)
     path.write_text("\n".join(lines) + "\n")
     return path
+
+
+def nest_params(params: dict) -> dict:
+    """What Ray's OptunaSearch hands a trial: flat 'a/b' parameter names nested as {'a': {'b': ...}}."""
+    nested = {}
+    for key, value in params.items():
+        head, _, tail = key.partition("/")
+        if tail:
+            nested.setdefault(head, {})[tail] = value
+        else:
+            nested[head] = value
+    return nested

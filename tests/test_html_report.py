@@ -7,23 +7,13 @@ from dataclasses import asdict
 
 import numpy as np
 import pytest
+from conftest import nest_params
 
 from ecgtune.experiment import Plan
 from ecgtune.html_report import parameter_importances, write_report
 from ecgtune.search_spaces import EpochBudget, default_point
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-
-
-def _nested(flat: dict) -> dict:
-    config = {}
-    for key, value in flat.items():
-        group, _, name = key.partition("/")
-        if name:
-            config.setdefault(group, {})[name] = value
-        else:
-            config[key] = value
-    return config
 
 
 def _plan(storage, families=("plain_cnn", "dilated_cnn")) -> Plan:
@@ -46,7 +36,7 @@ def _histories(n_trials=12, seed=0):
         score = 40 + 400 * abs(np.log10(point["train/lr"]) + 2.75) + rng.normal(0, 2)
         histories[f"{family}_{index:04d}"] = [
             {"val_abs_sum": score + 30 / epoch, "family": family, "timestamp": 1_000 + 60 * index + 10 * epoch,
-             "time_total_s": 10.0 * epoch, "config": _nested(point)} for epoch in (1, 2, 3)]
+             "time_total_s": 10.0 * epoch, "config": nest_params(point)} for epoch in (1, 2, 3)]
     return histories
 
 

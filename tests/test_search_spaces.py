@@ -4,6 +4,7 @@ import numpy as np
 import optuna
 import pytest
 import torch
+from conftest import nest_params
 
 from ecgtune.data import holdout_split, make_synthetic, prepare_fold
 from ecgtune.models import create_model, get_family, list_models
@@ -12,18 +13,6 @@ from ecgtune.trainables import Trainer
 from ecgtune.trainables.trainer import TrainConfig
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
-
-
-def _nest(params: dict) -> dict:
-    """What Ray's OptunaSearch hands a trial: 'a/b' keys nested."""
-    nested = {}
-    for key, value in params.items():
-        head, _, tail = key.partition("/")
-        if tail:
-            nested.setdefault(head, {})[tail] = value
-        else:
-            nested[head] = value
-    return nested
 
 
 def test_every_family_has_a_space_of_its_name():
@@ -36,7 +25,7 @@ def test_every_family_has_a_space_of_its_name():
 def test_default_point_reproduces_the_family_defaults(family):
     trial = optuna.trial.FixedTrial(default_point(family, EpochBudget(2, 6)))
     assert define_search_space(trial, [family], EpochBudget(2, 6)) is None
-    config = _nest(trial.params)
+    config = nest_params(trial.params)
     assert config["family"] == family and config["train"]["epochs"] == 6
     kwargs = model_kwargs(config[family], dropout=config["model"]["dropout"])
     assert get_family(family).config(**kwargs) == get_family(family).config()
@@ -57,7 +46,7 @@ def test_sampled_configurations_build_models_that_train(family, tiny_fold):
     for _ in range(3):
         trial = study.ask()
         define_search_space(trial, [family], EpochBudget(1, 3))
-        config = _nest(trial.params)
+        config = nest_params(trial.params)
         kwargs = model_kwargs(config[family], dropout=config["model"]["dropout"])
         depths.add(len(kwargs.get("widths", kwargs.get("blocks", ()))))
         model = create_model(family, **kwargs)
