@@ -84,6 +84,9 @@ def add_ensemble_arguments(group) -> None:
     group.add_argument("--top-k", type=_positive_int, default=30,
                        help="library: the K best checkpoints plus the best of each family (default 30)")
     group.add_argument("--bagging", type=_count, default=0, help="bagging rounds over the library (default 0)")
+    group.add_argument("--max-members", type=_positive_int,
+                       help="at most this many distinct networks (with --folds: configurations), to bound the "
+                            "bundle's prediction time (default: no limit)")
     group.add_argument("--rule-folds", type=_positive_int, default=5,
                        help="folds for the cross-fitted estimate of the decision rule (default 5)")
     add_cross_fit_arguments(group, defaults_from_search=True)
@@ -315,6 +318,7 @@ def run_ensemble(args: argparse.Namespace) -> int:
     plan = experiment.load_plan(args.experiment)
     options = experiment.EnsembleOptions(
         size=args.size, top_k=args.top_k, bagging_rounds=args.bagging, rule_folds=args.rule_folds, seed=args.seed,
+        max_members=args.max_members,
         folds=plan.folds if args.folds is None else args.folds,
         fold_members=args.fold_members or plan.fold_members, fold_epochs=args.fold_epochs or plan.fold_epochs)
     settings = None

@@ -55,6 +55,7 @@ class EnsembleOptions:
     bagging_rounds: int = 0
     rule_folds: int = 5
     seed: int = 0
+    max_members: int | None = None
     folds: int = 0
     fold_members: int = 5
     fold_epochs: int | None = None
@@ -172,7 +173,7 @@ def ensemble_experiment(run_dir: Path, options: EnsembleOptions, settings=None) 
         raise EcgtuneError(f"{run_dir / VALIDATION_FILE}: unreadable ({error})") from None
     members = load_library(Path(plan.storage) / run_dir.name, len(labels), options.top_k)
     summary, probs = build_ensemble(members, labels, options.size, options.bagging_rounds, options.rule_folds,
-                                    options.seed)
+                                    options.seed, options.max_members)
     if options.folds > 1:
         summary, probs, labels = _cross_fit(run_dir, plan, summary, options, settings)
     fingerprint_of_data = json.loads((run_dir / PLAN_FILE).read_text())["data_fingerprint"]
@@ -211,7 +212,7 @@ def _cross_fit(run_dir: Path, plan: Plan, holdout: dict, options: EnsembleOption
     run_cross_fit(settings, data, configs, folds)
     members = load_fold_library(Path(settings.experiment_path), list(configs), [held for _, held in folds], data.labels)
     summary, probs = build_ensemble(members, data.labels, options.size, options.bagging_rounds, options.rule_folds,
-                                    options.seed)
+                                    options.seed, options.max_members)
     summary["cross_fitted"] = {"folds": options.folds, "epochs": options.fold_epochs,
                                "experiment": settings.experiment_path}
     summary["holdout"] = {key: holdout[key] for key in ("members", "scores", "validation_rows")}

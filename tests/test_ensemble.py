@@ -43,6 +43,16 @@ def test_independent_errors_average_out():
     assert (selector.weights_ > 0).sum() >= 2
 
 
+@pytest.mark.parametrize("cap", [1, 2, 3])
+def test_max_members_caps_the_distinct_members(cap):
+    members, labels = _library(n_members=6, seed=3)
+    free = EnsembleSelection(size=20).fit(members, labels)
+    capped = EnsembleSelection(size=20, max_members=cap).fit(members, labels)
+    assert (capped.weights_ > 0).sum() <= cap < (free.weights_ > 0).sum()
+    capped_score = abs_sum(threshold_decisions(capped.predict_proba(members)), labels)
+    assert capped_score <= min(_single_scores(members, labels))
+
+
 def test_deterministic_for_a_seed():
     members, labels = _library(seed=4)
     first = EnsembleSelection(size=10, bagging_rounds=3, random_state=7).fit(members, labels)

@@ -23,7 +23,7 @@ SCORE_TITLES = {
 
 
 def build_ensemble(members: Sequence[Member], labels: np.ndarray, size: int = 25, bagging_rounds: int = 0,
-                   decision_folds: int = 5, seed: int = 0) -> tuple[dict, np.ndarray]:
+                   decision_folds: int = 5, seed: int = 0, max_members: int | None = None) -> tuple[dict, np.ndarray]:
     """Selects the ensemble on the validation rows, learns its decision rule, and scores every stage;
     returns the summary (JSON-ready) and the ensemble's validation probabilities.
 
@@ -32,7 +32,8 @@ def build_ensemble(members: Sequence[Member], labels: np.ndarray, size: int = 25
     scored on the held-out fold).
     """
     library = np.stack([member.val_probs for member in members])
-    selector = EnsembleSelection(size=size, bagging_rounds=bagging_rounds, random_state=seed).fit(library, labels)
+    selector = EnsembleSelection(size=size, bagging_rounds=bagging_rounds, max_members=max_members,
+                                 random_state=seed).fit(library, labels)
     blended = selector.predict_proba(library)
     rule = fit_decision_rule(blended, labels)
     best = library[0]

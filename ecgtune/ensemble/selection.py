@@ -27,6 +27,7 @@ class EnsembleSelection:
     n_init: int = 1                 # start from the n_init best single members
     bagging_rounds: int = 0         # >0: average the weights of this many selections on member subsets
     bagging_fraction: float = 0.5   # share of the members each bagging round sees
+    max_members: int | None = None  # at most this many distinct members: caps the cost of predicting
     random_state: int = 0
 
     def fit(self, member_probs: np.ndarray, labels: np.ndarray) -> EnsembleSelection:
@@ -57,19 +58,21 @@ class EnsembleSelection:
         target = one_hot(labels, member_probs.shape[2])
         singles = _scores(member_probs[candidates], labels, target)
         order = candidates[np.lexsort((candidates, singles[:, 1], singles[:, 0]))]
-        chosen = list(order[:max(1, min(self.n_init, len(order)))])
+        cap = len(order) if self.max_members is None else max(1, self.max_members)
+        chosen = list(order[:max(1, min(self.n_init, cap, len(order)))])
         total = member_probs[chosen].sum(axis=0)
         trajectory = []
         for count in range(1, len(chosen) + 1):
             running = member_probs[chosen[:count]].mean(axis=0)[None]
             trajectory.append(_step(chosen[count - 1], *_scores(running, labels, target)[0]))
         for _ in range(max(0, self.size - len(chosen))):
-            blended = (total[None] + member_probs[candidates]) / (len(chosen) + 1)
+            pool = candidates if len(set(chosen)) < cap else np.array(sorted(set(chosen)))
+            blended = (total[None] + member_probs[pool]) / (len(chosen) + 1)
             scores = _scores(blended, labels, target)
-            best = np.lexsort((candidates, scores[:, 1], scores[:, 0]))[0]
-            chosen.append(candidates[best])
-            total += member_probs[candidates[best]]
-            trajectory.append(_step(candidates[best], *scores[best]))
+            best = np.lexsort((pool, scores[:, 1], scores[:, 0]))[0]
+            chosen.append(pool[best])
+            total += member_probs[pool[best]]
+            trajectory.append(_step(pool[best], *scores[best]))
         best_prefix = min(range(len(trajectory)),
                           key=lambda i: (trajectory[i]["abs_sum"], trajectory[i]["log_loss"], i))
         counts = np.bincount(chosen[:best_prefix + 1], minlength=member_probs.shape[0]).astype(np.float64)
