@@ -45,7 +45,8 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     ensemble = commands.add_parser(
         "ensemble", help="build the best ensemble of an experiment's checkpoints",
         description="Greedy ensemble selection over the best checkpoints of a finished or interrupted "
-                    "experiment, then the learned decision rule; writes RUNS_DIR/NAME/ensemble.json.")
+                    "experiment (optionally retrained as cross-fitted members, --folds), then the learned decision "
+                    "rule; writes RUNS_DIR/NAME/bundle, ensemble.json and report.html.")
     ensemble.add_argument("--experiment", type=Path, required=True, help="the experiment folder, e.g. runs/NAME")
     add_ensemble_arguments(ensemble.add_argument_group("the ensemble"))
     if command in (None, "ensemble"):
