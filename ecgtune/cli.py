@@ -81,15 +81,20 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
 
 def add_ensemble_arguments(group) -> None:
     """Flags of `ensemble`; `search` shares the cross-fitting ones."""
-    group.add_argument("--size", type=_positive_int, default=25, help="selection steps (default 25)")
-    group.add_argument("--top-k", type=_positive_int, default=30,
-                       help="library: the K best checkpoints plus the best of each family (default 30)")
-    group.add_argument("--bagging", type=_count, default=0, help="bagging rounds over the library (default 0)")
+    from ecgtune.experiment import EnsembleOptions
+
+    defaults = EnsembleOptions()
+    group.add_argument("--size", type=_positive_int, default=defaults.size,
+                       help=f"selection steps (default {defaults.size})")
+    group.add_argument("--top-k", type=_positive_int, default=defaults.top_k,
+                       help=f"library: the K best checkpoints plus the best of each family (default {defaults.top_k})")
+    group.add_argument("--bagging", type=_count, default=defaults.bagging_rounds,
+                       help=f"bagging rounds over the library (default {defaults.bagging_rounds})")
     group.add_argument("--max-members", type=_positive_int,
                        help="at most this many distinct networks (with --folds: configurations), to bound the "
                             "bundle's prediction time (default: no limit)")
-    group.add_argument("--rule-folds", type=_positive_int, default=5,
-                       help="folds for the cross-fitted estimate of the decision rule (default 5)")
+    group.add_argument("--rule-folds", type=_positive_int, default=defaults.rule_folds,
+                       help=f"folds for the cross-fitted estimate of the decision rule (default {defaults.rule_folds})")
     add_cross_fit_arguments(group, defaults_from_search=True)
 
 

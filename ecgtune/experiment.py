@@ -95,15 +95,26 @@ def plan_from_arguments(args, families: list[str], run_dir: Path, smoke: bool, d
     )
 
 
+def _read_plan_file(run_dir: Path) -> dict:
+    try:
+        return json.loads((run_dir / PLAN_FILE).read_text())
+    except FileNotFoundError:
+        raise EcgtuneError(f"{run_dir}: no experiment to resume ({PLAN_FILE} is missing)") from None
+    except (OSError, ValueError) as error:
+        raise EcgtuneError(f"{run_dir / PLAN_FILE}: unreadable ({error})") from None
+
+
 def load_plan(run_dir: Path) -> Plan:
     """The plan of the experiment in `run_dir`."""
     try:
-        saved = json.loads((run_dir / PLAN_FILE).read_text())
-        return Plan(**saved["plan"])
-    except FileNotFoundError:
-        raise EcgtuneError(f"{run_dir}: no experiment to resume ({PLAN_FILE} is missing)") from None
-    except (OSError, ValueError, KeyError, TypeError) as error:
+        return Plan(**_read_plan_file(run_dir)["plan"])
+    except (KeyError, TypeError) as error:
         raise EcgtuneError(f"{run_dir / PLAN_FILE}: unreadable ({error})") from None
+
+
+def saved_fingerprint(run_dir: Path) -> dict:
+    """The fingerprint of the data the experiment in `run_dir` started with (see `fingerprint`)."""
+    return _read_plan_file(run_dir).get("data_fingerprint", {})
 
 
 def load_data(plan: Plan, use_cache: bool = True) -> HeartbeatData:
@@ -129,7 +140,7 @@ def fingerprint(data: HeartbeatData) -> dict:
 
 def check_unchanged(run_dir: Path, plan: Plan, data: HeartbeatData) -> None:
     """Refuses data that differ from those the experiment in `run_dir` started with."""
-    saved, current = json.loads((run_dir / PLAN_FILE).read_text()).get("data_fingerprint"), fingerprint(data)
+    saved, current = saved_fingerprint(run_dir), fingerprint(data)
     if saved != current:
         raise EcgtuneError(f"{plan.data or 'the synthetic data'} changed since experiment {run_dir} started "
                            f"(saved: {saved}; now: {current})")
@@ -176,8 +187,7 @@ def ensemble_experiment(run_dir: Path, options: EnsembleOptions, settings=None) 
                                     options.seed, options.max_members)
     if options.folds > 1:
         summary, probs, labels = _cross_fit(run_dir, plan, summary, options, settings)
-    fingerprint_of_data = json.loads((run_dir / PLAN_FILE).read_text())["data_fingerprint"]
-    bundle = export_bundle(summary, run_dir / BUNDLE_DIR, fingerprint_of_data)
+    bundle = export_bundle(summary, run_dir / BUNDLE_DIR, saved_fingerprint(run_dir))
     with atomic_path(run_dir / ENSEMBLE_PROBS_FILE) as temporary, open(temporary, "wb") as stream:
         np.savez(stream, probs=probs.astype(np.float32), labels=labels)
     write_text_atomically(run_dir / ENSEMBLE_FILE, json.dumps(summary, indent=2))

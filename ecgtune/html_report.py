@@ -23,7 +23,7 @@ import numpy as np
 
 from ecgtune.atomic import write_text_atomically
 from ecgtune.errors import EcgtuneError
-from ecgtune.experiment import ENSEMBLE_FILE, ENSEMBLE_PROBS_FILE, LEADERBOARD_FILE, PLAN_FILE, Plan, load_plan
+from ecgtune.experiment import ENSEMBLE_FILE, ENSEMBLE_PROBS_FILE, LEADERBOARD_FILE, Plan, load_plan, saved_fingerprint
 from ecgtune.report import LEADERBOARD_COLUMNS, leaderboard_tables
 
 REPORT_FILE = "report.html"
@@ -149,7 +149,7 @@ def _flat_params(config: dict) -> dict:
 
 
 def _overview(run_dir: Path, plan: Plan, histories: dict, summary: dict | None) -> str:
-    fingerprint = _read(run_dir / PLAN_FILE, lambda path: json.loads(path.read_text())).get("data_fingerprint", {})
+    fingerprint = saved_fingerprint(run_dir)
     facts = [
         ("data", plan.data or f"embedded synthetic beats ({plan.rows} rows)"),
         ("rows", f"{fingerprint.get('rows', '?')} x {fingerprint.get('signal_length', '?')} samples, class counts "
