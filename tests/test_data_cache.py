@@ -28,6 +28,18 @@ def test_second_load_comes_from_the_cache(tmp_path, monkeypatch):
     np.testing.assert_array_equal(first.labels, second.labels)
 
 
+def test_writing_to_cached_arrays_leaves_the_cache_intact(tmp_path, monkeypatch):
+    path = competition_csv(tmp_path / "train.csv", BEATS, labels=[0, 1])
+    load_dataset(path)
+    _forbid_parsing(monkeypatch)
+    cached = load_dataset(path)
+    cached.signals[:] = 7.0
+    cached.labels[:] = 3
+    again = load_dataset(path)
+    np.testing.assert_allclose(again.signals, BEATS, rtol=1e-6)
+    np.testing.assert_array_equal(again.labels, [0, 1])
+
+
 def test_identical_content_elsewhere_shares_the_entry(tmp_path, monkeypatch):
     path = competition_csv(tmp_path / "a.csv", BEATS, labels=[0, 1])
     load_dataset(path)

@@ -50,13 +50,60 @@ def test_fast_and_careful_parsers_agree(tmp_path):
     signals = np.array([[1.0, 1e-05, 2.5e-3, 0.0, 0.123456789012345]] * 3)
     path = competition_csv(tmp_path / "train.csv", signals, labels=[0, 1, 0])
     content = pa.memory_map(str(path)).read_buffer()
-    fast_ids, fast_signals, fast_labels = files._read_wide_csv(content, 7, has_labels=True)
+    fast_ids, fast_signals, fast_labels, _ = files._read_wide_csv(content, 7, has_labels=True)
     table = files._read_text_csv(path, content, ["id", "heartbeat_signals", "label"])
     careful_ids, careful_signals, careful_labels = files._columns_from_table(files._Rows.of(path), table)
     np.testing.assert_array_equal(fast_signals, careful_signals)
     np.testing.assert_array_equal(fast_ids, careful_ids)
     np.testing.assert_array_equal(fast_labels, careful_labels)
     np.testing.assert_allclose(fast_signals, signals.astype(np.float32))
+
+
+@pytest.fixture
+def four_small_parts(monkeypatch):
+    """The fast path cuts even a small file into four parts read by four threads."""
+    monkeypatch.setattr(files, "FAST_PATH_PART_BYTES", 64)
+    monkeypatch.setattr(files, "FAST_PATH_BLOCK_BYTES", 1 << 10)
+    cores = pa.cpu_count()
+    pa.set_cpu_count(4)
+    yield
+    pa.set_cpu_count(cores)
+
+
+@pytest.mark.parametrize("line_end, final", [("\n", "\n"), ("\n", ""), ("\r\n", "\r\n")])
+def test_fast_path_in_parts_keeps_every_row_in_order(tmp_path, four_small_parts, line_end, final):
+    data = make_synthetic(97, seed=5, signal_length=40)
+    path = tmp_path / "train.csv"
+    write_dataset(data, path)
+    lines = path.read_text().splitlines()
+    path.write_bytes((line_end.join(lines) + final).encode())
+    content = pa.memory_map(str(path)).read_buffer()
+    assert len(files._parts_at_line_ends(memoryview(content), first=len(lines[0]) + len(line_end))) == 4
+    ids, signals, labels, (smallest, largest) = files._read_wide_csv(content, 42, has_labels=True)
+    np.testing.assert_array_equal(ids, data.ids)
+    np.testing.assert_array_equal(signals, data.signals)
+    np.testing.assert_array_equal(labels, data.labels)
+    assert (smallest, largest) == (data.signals.min(), data.signals.max())
+
+
+def test_blank_lines_fall_back_to_the_careful_path_with_the_same_result(tmp_path, four_small_parts):
+    data = make_synthetic(40, seed=6, signal_length=30)
+    path = tmp_path / "train.csv"
+    write_dataset(data, path)
+    lines = path.read_text().splitlines()
+    path.write_text("\n".join(lines[:20] + [""] + lines[20:]) + "\n\n")
+    assert files._read_wide_csv(pa.memory_map(str(path)).read_buffer(), 32, has_labels=True) is None
+    loaded = load_dataset(path, use_cache=False)
+    np.testing.assert_array_equal(loaded.ids, data.ids)
+    np.testing.assert_array_equal(loaded.signals, data.signals)
+
+
+def test_a_bad_value_in_a_later_part_is_named(tmp_path, four_small_parts):
+    signals = np.tile(GOOD, (30, 1))
+    signals[77, 3] = np.nan
+    path = competition_csv(tmp_path / "train.csv", signals, labels=[0] * 90, ids=range(1000, 1090))
+    with pytest.raises(DataError, match=r"row id 1077 \(line 79\): sample 3 is NaN"):
+        load_dataset(path, use_cache=False)
 
 
 def test_parquet_with_text_signals(tmp_path):

@@ -1,7 +1,9 @@
 """A cache of parsed data files, keyed by a 128-bit hash (XXH3) of each file's bytes and its size.
 
 An entry is a folder named by the digest holding the parsed arrays as `.npy` (no pickle) and a small
-`meta.json`. To find the digest of a file it has seen before without reading it again, the cache keeps
+`meta.json`. A cached load maps the arrays copy-on-write instead of reading them, so it costs next
+to nothing, processes reading the same entry share its pages, and writes to the arrays stay private.
+To find the digest of a file it has seen before without reading it again, the cache keeps
 an index from the file's path and `stat` fingerprint (size, inode, mtime and ctime in nanoseconds) to
 its digest. Any write to a file changes its ctime, so a changed file misses the index and is hashed
 again. As in git's "racily clean" rule, a fingerprint is only recorded for a file that had not been
@@ -79,7 +81,8 @@ def load_entry(root: Path, digest: str) -> tuple[dict[str, np.ndarray | None], l
         if meta.get("version") != FORMAT_VERSION:
             return None
         arrays = {
-            name: np.load(folder / f"{name}.npy", allow_pickle=False) if name in meta["arrays"] else None
+            name: np.asarray(np.load(folder / f"{name}.npy", mmap_mode="c", allow_pickle=False))
+            if name in meta["arrays"] else None
             for name in ARRAY_NAMES
         }
     except (OSError, ValueError, KeyError, TypeError):
