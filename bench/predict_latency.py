@@ -66,10 +66,12 @@ def main() -> None:
           f"{torch.get_num_threads()}")
     for family, rows_per_s in member_rows[:len(networks)]:
         print(f"  eager PyTorch, {family}: {rows_per_s:,.0f} rows/s")
-    eager, ours = statistics.median(eager_seconds), statistics.median(bundle_seconds)
-    print(f"{'method':<66}{'median s':>10}{'speed-up':>10}")
-    print(f"{'write-up way: members in eager PyTorch (loaded, inference only)':<66}{eager:>10.2f}{1.0:>9.1f}x")
-    print(f"{'ecgtune predict, whole command (ONNX Runtime)':<66}{ours:>10.2f}{eager / ours:>9.1f}x")
+    eager = statistics.median(eager_seconds)
+    print(f"{'method':<66}{'median s':>10}{'min s':>8}{'max s':>8}{'speed-up':>10}")
+    for title, seconds in (("write-up way: members in eager PyTorch (loaded, inference only)", eager_seconds),
+                           ("ecgtune predict, whole command (ONNX Runtime)", bundle_seconds)):
+        median = statistics.median(seconds)
+        print(f"{title:<66}{median:>10.2f}{min(seconds):>8.2f}{max(seconds):>8.2f}{eager / median:>9.1f}x")
 
 
 if __name__ == "__main__":

@@ -17,6 +17,7 @@ from ecgtune.ensemble import DecisionRule
 from ecgtune.errors import DataError
 
 ONNX_FILE, MANIFEST_FILE, SUMS_FILE = "ensemble.onnx", "manifest.json", "SHA256SUMS"
+PREDICT_BATCH_SIZE = 512
 
 
 def sha256_of(path: Path) -> str:
@@ -41,22 +42,35 @@ class Bundle:
         rule = self.manifest["decision_rule"]
         return DecisionRule(np.asarray(rule["thresholds"], dtype=np.float64), rule["fallback"])
 
-    def predict_proba(self, signals: np.ndarray, batch_size: int = 512) -> np.ndarray:
+    def predict_proba(self, signals: np.ndarray) -> np.ndarray:
         """Ensemble probabilities, (rows, classes)."""
-        signals = np.ascontiguousarray(signals, dtype=np.float32)
-        chunks = [self.session.run(None, {"signals": signals[start:start + batch_size]})[0]
-                  for start in range(0, len(signals), batch_size)]
-        return np.concatenate(chunks) if chunks else np.zeros((0, self.manifest["n_classes"]), np.float32)
+        if len(signals) == 0:
+            return np.zeros((0, self.manifest["n_classes"]), np.float32)
+        return run_in_batches(self.session, signals)
 
     def decide(self, probs: np.ndarray) -> np.ndarray:
         """Values to submit: the learned decision rule applied to the probabilities."""
         return self.rule.decide(probs)
 
 
-def load_bundle(folder: str | Path) -> Bundle:
-    """Opens a bundle after checking every file against SHA256SUMS (CUDA when ONNX Runtime has it)."""
+def open_session(model: str | bytes):
+    """An ONNX Runtime session for a model file or its bytes, on CUDA when ONNX Runtime has it."""
     import onnxruntime
 
+    providers = [p for p in ("CUDAExecutionProvider", "CPUExecutionProvider")
+                 if p in onnxruntime.get_available_providers()]
+    return onnxruntime.InferenceSession(model, providers=providers)
+
+
+def run_in_batches(session, signals: np.ndarray, batch_size: int = PREDICT_BATCH_SIZE) -> np.ndarray:
+    """The session's output for (rows, samples) beats, computed `batch_size` rows at a time."""
+    signals = np.ascontiguousarray(signals, dtype=np.float32)
+    return np.concatenate([session.run(None, {"signals": signals[start:start + batch_size]})[0]
+                           for start in range(0, len(signals), batch_size)])
+
+
+def load_bundle(folder: str | Path) -> Bundle:
+    """Opens a bundle after checking every file against SHA256SUMS (CUDA when ONNX Runtime has it)."""
     folder = Path(folder)
     sums_path = folder / SUMS_FILE
     if not sums_path.is_file():
@@ -77,7 +91,4 @@ def load_bundle(folder: str | Path) -> Bundle:
         if sha256_of(path) != digest:
             raise DataError(f"{path}: checksum mismatch; the bundle was changed or truncated")
     manifest = json.loads((folder / MANIFEST_FILE).read_text())
-    providers = [p for p in ("CUDAExecutionProvider", "CPUExecutionProvider")
-                 if p in onnxruntime.get_available_providers()]
-    session = onnxruntime.InferenceSession(str(folder / ONNX_FILE), providers=providers)
-    return Bundle(folder, manifest, session)
+    return Bundle(folder, manifest, open_session(str(folder / ONNX_FILE)))

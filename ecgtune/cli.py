@@ -95,16 +95,21 @@ def add_ensemble_arguments(group) -> None:
                             "bundle's prediction time (default: no limit)")
     group.add_argument("--rule-folds", type=_positive_int, default=defaults.rule_folds,
                        help=f"folds for the cross-fitted estimate of the decision rule (default {defaults.rule_folds})")
-    add_cross_fit_arguments(group, defaults_from_search=True)
+    add_search_ensemble_arguments(group, defaults_from_search=True)
 
 
-def add_cross_fit_arguments(group, defaults_from_search: bool = False) -> None:
-    """--folds, --fold-members and --fold-epochs (for `ensemble`, by default those its search was given)."""
-    from ecgtune.experiment import Plan
+def add_search_ensemble_arguments(group, defaults_from_search: bool = False) -> None:
+    """--predict-budget, --folds, --fold-members and --fold-epochs (for `ensemble`, by default those its
+    search was given)."""
+    from ecgtune.experiment import COST_UNIT, Plan
 
     fields = Plan.__dataclass_fields__
-    folds, members = fields["folds"].default, fields["fold_members"].default
+    folds, members, budget = (fields[name].default for name in ("folds", "fold_members", "predict_budget"))
     said = "the search's; " if defaults_from_search else ""
+    group.add_argument("--predict-budget", type=_non_negative_float,
+                       default=None if defaults_from_search else budget, metavar="SECONDS",
+                       help=f"the ensemble's networks together may take at most this many {COST_UNIT}, measured "
+                            f"(with --folds, every fold's network counts); 0: no limit (default: {said}{budget:g})")
     group.add_argument("--folds", type=_fold_count, default=None if defaults_from_search else folds,
                        help="K > 1: retrain the ensemble's best configurations on K folds of every labelled row, "
                             "then select and threshold on their out-of-fold predictions; the bundle averages "
@@ -182,7 +187,7 @@ def add_search_arguments(parser: argparse.ArgumentParser) -> None:
     where.add_argument("--no-cache", action="store_true", help="neither read nor write the parse cache")
     where.add_argument("--smoke", action="store_true",
                        help=f"a quick check: {SMOKE_ROWS} synthetic rows, {SMOKE_SAMPLES} trials of 1-2 epochs")
-    add_cross_fit_arguments(parser.add_argument_group("cross-fitted members, after the search"))
+    add_search_ensemble_arguments(parser.add_argument_group("the ensemble built after the search"))
 
 
 def _number(text: str, kind: type, accept, requirement: str):
@@ -213,6 +218,10 @@ def _seed(text: str) -> int:
 
 def _positive_float(text: str) -> float:
     return _number(text, float, lambda v: v > 0, "a positive number")
+
+
+def _non_negative_float(text: str) -> float:
+    return _number(text, float, lambda v: v >= 0, "a number, 0 or more")
 
 
 def _gpu_share(text: str) -> float:
@@ -309,7 +318,7 @@ def run_search(args: argparse.Namespace) -> int:
           f"{settings.experiment_path}")
     if "://" not in settings.storage:
         options = experiment.EnsembleOptions(seed=plan.seed, folds=plan.folds, fold_members=plan.fold_members,
-                                             fold_epochs=plan.fold_epochs)
+                                             fold_epochs=plan.fold_epochs, predict_budget=plan.predict_budget)
         summary, bundle = experiment.ensemble_experiment(run_dir, options, settings)
         print(f"\n{format_ensemble(summary)}")
         print(f"ensemble: {run_dir / experiment.ENSEMBLE_FILE}; bundle: {bundle}")
@@ -326,7 +335,8 @@ def run_ensemble(args: argparse.Namespace) -> int:
         size=args.size, top_k=args.top_k, bagging_rounds=args.bagging, rule_folds=args.rule_folds, seed=args.seed,
         max_members=args.max_members,
         folds=plan.folds if args.folds is None else args.folds,
-        fold_members=args.fold_members or plan.fold_members, fold_epochs=args.fold_epochs or plan.fold_epochs)
+        fold_members=args.fold_members or plan.fold_members, fold_epochs=args.fold_epochs or plan.fold_epochs,
+        predict_budget=plan.predict_budget if args.predict_budget is None else args.predict_budget or None)
     settings = None
     if options.folds > 1:
         from ecgtune.trainables import tune_search

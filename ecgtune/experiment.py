@@ -21,6 +21,8 @@ from ecgtune.errors import ConfigError, EcgtuneError
 
 PLAN_FILE, VALIDATION_FILE, ENSEMBLE_FILE, BUNDLE_DIR = "search.json", "validation.npz", "ensemble.json", "bundle"
 ENSEMBLE_PROBS_FILE, LEADERBOARD_FILE = "ensemble_probs.npz", "leaderboard.csv"
+DEFAULT_PREDICT_BUDGET = 1.5  # seconds per 10,000 beats: 20,000 predicted within 5 s on 2 cores (BENCHMARKS.md)
+COST_UNIT = "seconds to predict 10,000 beats in ONNX Runtime on the machine that built the ensemble"
 
 
 @dataclass(frozen=True)
@@ -44,6 +46,7 @@ class Plan:
     folds: int = 0                  # >1: retrain the ensemble's configurations on this many folds of every row
     fold_members: int = 5           # how many of the ensemble's configurations to retrain
     fold_epochs: int | None = None  # epochs of each retraining (default: the configuration's own)
+    predict_budget: float | None = DEFAULT_PREDICT_BUDGET  # the ensemble's networks: seconds per 10,000 beats
 
 
 @dataclass(frozen=True)
@@ -59,6 +62,7 @@ class EnsembleOptions:
     folds: int = 0
     fold_members: int = 5
     fold_epochs: int | None = None
+    predict_budget: float | None = DEFAULT_PREDICT_BUDGET
 
 
 def plan_from_arguments(args, families: list[str], run_dir: Path, smoke: bool, default_rows: int,
@@ -92,6 +96,7 @@ def plan_from_arguments(args, families: list[str], run_dir: Path, smoke: bool, d
         folds=args.folds,
         fold_members=args.fold_members,
         fold_epochs=args.fold_epochs,
+        predict_budget=args.predict_budget or None,
     )
 
 
@@ -169,7 +174,7 @@ def ensemble_experiment(run_dir: Path, options: EnsembleOptions, settings=None) 
     ensemble is selected and thresholded on their out-of-fold probabilities. The bundle is written
     first; RUNS_DIR/NAME/ensemble.json and ensemble_probs.npz then describe it.
     """
-    from ecgtune.ensemble import build_ensemble, load_library
+    from ecgtune.ensemble import load_library
     from ecgtune.export import export_bundle
 
     plan = load_plan(run_dir)
@@ -183,8 +188,7 @@ def ensemble_experiment(run_dir: Path, options: EnsembleOptions, settings=None) 
     except (OSError, ValueError, KeyError) as error:
         raise EcgtuneError(f"{run_dir / VALIDATION_FILE}: unreadable ({error})") from None
     members = load_library(Path(plan.storage) / run_dir.name, len(labels), options.top_k)
-    summary, probs = build_ensemble(members, labels, options.size, options.bagging_rounds, options.rule_folds,
-                                    options.seed, options.max_members)
+    summary, probs = _build(members, labels, options)
     if options.folds > 1:
         summary, probs, labels = _cross_fit(run_dir, plan, summary, options, settings)
     bundle = export_bundle(summary, run_dir / BUNDLE_DIR, saved_fingerprint(run_dir))
@@ -194,9 +198,24 @@ def ensemble_experiment(run_dir: Path, options: EnsembleOptions, settings=None) 
     return summary, bundle
 
 
+def _build(members: list, labels: np.ndarray, options: EnsembleOptions) -> tuple[dict, np.ndarray]:
+    """`build_ensemble` with the options, its networks' prediction time measured and within the budget."""
+    from ecgtune.ensemble import build_ensemble
+    from ecgtune.export import prediction_seconds
+
+    summary, probs = build_ensemble(members, labels, options.size, options.bagging_rounds, options.rule_folds,
+                                    options.seed, options.max_members, options.predict_budget,
+                                    lambda member: prediction_seconds(list(member.checkpoints)))
+    if options.predict_budget is not None and summary["cost"] > options.predict_budget:
+        print(f"warning: no network predicts within --predict-budget {options.predict_budget:g} ({COST_UNIT}); "
+              f"the ensemble is the fastest one alone, {summary['cost']:.2f} s. Raise the budget, or give 0 for "
+              "no limit.", file=sys.stderr)
+    return {**summary, "cost_unit": COST_UNIT}, probs
+
+
 def _cross_fit(run_dir: Path, plan: Plan, holdout: dict, options: EnsembleOptions, settings):
     from ecgtune.data import kfold_splits
-    from ecgtune.ensemble import build_ensemble, load_fold_library
+    from ecgtune.ensemble import load_fold_library
     from ecgtune.ensemble.library import CONFIG_FILE
     from ecgtune.trainables.tune_folds import run_cross_fit
 
@@ -221,8 +240,7 @@ def _cross_fit(run_dir: Path, plan: Plan, holdout: dict, options: EnsembleOption
           f"{len(configs) * options.folds} trainings in {settings.experiment_path}", file=sys.stderr)
     run_cross_fit(settings, data, configs, folds)
     members = load_fold_library(Path(settings.experiment_path), list(configs), [held for _, held in folds], data.labels)
-    summary, probs = build_ensemble(members, data.labels, options.size, options.bagging_rounds, options.rule_folds,
-                                    options.seed, options.max_members)
+    summary, probs = _build(members, data.labels, options)
     summary["cross_fitted"] = {"folds": options.folds, "epochs": options.fold_epochs,
                                "experiment": settings.experiment_path}
     summary["holdout"] = {key: holdout[key] for key in ("members", "scores", "validation_rows")}

@@ -1,8 +1,10 @@
 """Export of an ensemble as a bundle (see `ecgtune.bundle`): the members loaded from their
-checkpoints, combined in one PyTorch module, written as one ONNX graph and checked against PyTorch."""
+checkpoints, combined in one PyTorch module, written as one ONNX graph and checked against PyTorch.
+Also the cost of a member: the time its networks take to predict, measured the way `predict` runs."""
 
 from __future__ import annotations
 
+import io
 import json
 import shutil
 import tempfile
@@ -16,12 +18,13 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file
 
-from ecgtune.bundle import MANIFEST_FILE, ONNX_FILE, SUMS_FILE, sha256_of
+from ecgtune.bundle import MANIFEST_FILE, ONNX_FILE, SUMS_FILE, open_session, run_in_batches, sha256_of
 from ecgtune.ensemble.library import CONFIG_FILE, WEIGHTS_FILE
 from ecgtune.errors import EcgtuneError
 from ecgtune.models import create_model
 
 PARITY_TOLERANCE = 1e-4
+COST_ROWS = 10_000  # a member's cost: seconds to predict this many beats
 
 
 class WeightedSoftmaxAverage(torch.nn.Module):
@@ -46,6 +49,29 @@ def load_member(checkpoint: Path):
     except (OSError, ValueError, KeyError, TypeError, RuntimeError, SafetensorError) as error:
         raise EcgtuneError(f"{checkpoint}: unreadable checkpoint ({error})") from None
     return model.eval(), described
+
+
+def prediction_seconds(checkpoints: list[Path], timed_rows: int = 2048, repeats: int = 3) -> float:
+    """Seconds the networks of `checkpoints` take to predict COST_ROWS beats on this machine, in ONNX
+    Runtime as `predict` runs them: the first network timed on `timed_rows` random beats (the best of
+    `repeats`), scaled, times the number of checkpoints (the fold models of one configuration share
+    its architecture)."""
+    network, described = load_member(Path(checkpoints[0]))
+    probe = torch.rand(8, described["signal_length"])
+    graph = io.BytesIO()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(network, (probe,), graph, input_names=["signals"], opset_version=17, dynamo=False,
+                          dynamic_axes={"signals": {0: "batch"}})
+    session = open_session(graph.getvalue())
+    beats = np.random.default_rng(0).random((timed_rows, described["signal_length"]), dtype=np.float32)
+    run_in_batches(session, beats[:64])
+    timings = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        run_in_batches(session, beats)
+        timings.append(time.perf_counter() - started)
+    return min(timings) * COST_ROWS / timed_rows * len(checkpoints)
 
 
 def export_bundle(summary: dict, out_dir: Path, data_fingerprint: dict, seed: int = 0) -> Path:

@@ -24,7 +24,7 @@ import numpy as np
 from ecgtune.atomic import write_text_atomically
 from ecgtune.errors import EcgtuneError
 from ecgtune.experiment import ENSEMBLE_FILE, ENSEMBLE_PROBS_FILE, LEADERBOARD_FILE, Plan, load_plan, saved_fingerprint
-from ecgtune.report import LEADERBOARD_COLUMNS, leaderboard_tables
+from ecgtune.report import LEADERBOARD_COLUMNS, format_prediction_cost, leaderboard_tables
 
 REPORT_FILE = "report.html"
 MIN_TRIALS_FOR_IMPORTANCE = 4
@@ -295,14 +295,16 @@ def _members(summary: dict) -> str:
         path_axis.legend(fontsize=8)
         path_axis.set(title="Greedy selection trajectory")
     path_axis.set(xlabel="selection step", ylabel="abs-sum after 0.5 rule")
-    table = _table([{**m, "models": len(m["checkpoints"])} for m in members],
-                   (("family", "family", "{}"), ("trial", "trial", "{}"), ("models", "models", "{:.0f}"),
-                    ("weight", "weight", "{:.3f}"), ("val_abs_sum", "member abs-sum", "{:.1f}")))
+    columns = (("family", "family", "{}"), ("trial", "trial", "{}"), ("models", "models", "{:.0f}"),
+               ("weight", "weight", "{:.3f}"), ("val_abs_sum", "member abs-sum", "{:.1f}"))
+    if "cost" in summary:
+        columns += (("cost", "predict s / 10k beats", "{:.2f}"),)
+    table = _table([{**m, "models": len(m["checkpoints"])} for m in members], columns)
     library = (f"{len(summary['library'])} configurations retrained on {summary['cross_fitted']['folds']} folds"
                if summary.get("cross_fitted") else f"{len(summary['library'])} checkpoints")
     return ("<h2>Ensemble</h2><p>Greedy forward selection with replacement (Caruana et al., 2004) from a library "
             f"of {library}; the selection kept the best point of its trajectory.</p>"
-            + _image(figure) + table)
+            + _image(figure) + table + f"<p>{html.escape(format_prediction_cost(summary))}</p>")
 
 
 def _decisions(run_dir: Path, summary: dict) -> str:

@@ -73,12 +73,11 @@ def format_ensemble(summary: dict) -> str:
 
     cross_fitted = summary.get("cross_fitted")
     rows_scored = "out-of-fold" if cross_fitted else "validation"
-    members = format_table(
-        [{"family": m["family"], "trial": m["trial"], "models": len(m["checkpoints"]), "weight": m["weight"],
-          "abs_sum": m["val_abs_sum"]} for m in summary["members"]],
-        columns=(("family", "family", "{}"), ("trial", "trial", "{}"), ("models", "models", "{:d}"),
-                 ("weight", "weight", "{:.3f}"), ("abs_sum", f"member {rows_scored} abs-sum", "{:.1f}")),
-    )
+    columns = (("family", "family", "{}"), ("trial", "trial", "{}"), ("models", "models", "{:d}"),
+               ("weight", "weight", "{:.3f}"), ("val_abs_sum", f"member {rows_scored} abs-sum", "{:.1f}"))
+    if "cost" in summary:
+        columns += (("cost", "predict s / 10k beats", "{:.2f}"),)
+    members = format_table([{**m, "models": len(m["checkpoints"])} for m in summary["members"]], columns=columns)
     scores = format_table(
         [{"stage": SCORE_TITLES[key], "abs_sum": value} for key, value in summary["scores"].items()],
         columns=(("stage", "stage", "{}"),
@@ -96,8 +95,17 @@ def format_ensemble(summary: dict) -> str:
     else:
         title = f"Ensemble of {len(summary['members'])} members (from a library of {len(summary['library'])})"
         caveat = "(The ensemble was selected on these rows, so its figures are optimistic.)"
-    return (f"{title}\n{members}\n\nDecision rule: thresholds {thresholds}; rows below every threshold: "
-            f"{rule['fallback']}\n\n{scores}\n{caveat}")
+    return (f"{title}\n{members}\n{format_prediction_cost(summary)}\n\nDecision rule: thresholds {thresholds}; "
+            f"rows below every threshold: {rule['fallback']}\n\n{scores}\n{caveat}")
+
+
+def format_prediction_cost(summary: dict) -> str:
+    """One line: how long the ensemble's networks take to predict, and the budget they were chosen within."""
+    if "cost" not in summary:
+        return "(prediction time not measured: built by an earlier version)"
+    budget = f"budget {summary['cost_limit']:.2f} s" if summary.get("cost_limit") else "no budget"
+    return (f"Prediction: {summary['cost']:.2f} s per 10,000 beats for all networks ({budget}; "
+            f"{summary['cost_unit']})")
 
 
 def write_submission(path: Path, ids: np.ndarray, values: np.ndarray) -> None:

@@ -25,7 +25,7 @@ def test_arch_all_and_lists():
 
 
 def test_smoke_search_over_all_families(tmp_path):
-    result = _search(tmp_path, "--arch", "all", "--smoke", "--name", "smoke")
+    result = _search(tmp_path, "--arch", "all", "--smoke", "--name", "smoke", "--predict-budget", "0")
     assert result.returncode == 0, result.stderr[-3000:]
     with open(tmp_path / "smoke" / "leaderboard.csv") as stream:
         rows = list(csv.DictReader(stream))
@@ -41,20 +41,38 @@ def test_smoke_search_over_all_families(tmp_path):
     scores = summary["scores"]
     assert scores["ensemble_learned_rule"] <= scores["ensemble_median_rule"]
     assert scores["ensemble_median_rule"] <= scores["best_single_median_rule"]
-    rebuilt = subprocess.run([sys.executable, "-m", "ecgtune", "ensemble", "--experiment", str(tmp_path / "smoke")],
-                             capture_output=True, text=True, timeout=120)
-    assert rebuilt.returncode == 0 and "Decision rule" in rebuilt.stdout
-    assert json.loads((tmp_path / "smoke" / "ensemble.json").read_text())["members"] == summary["members"]
+    assert summary["cost_limit"] is None
+    assert summary["cost"] == pytest.approx(sum(member["cost"] for member in summary["members"])) and summary["cost"] > 0
+    rebuilt = _ecgtune("ensemble", "--experiment", tmp_path / "smoke")
+    assert rebuilt.returncode == 0 and "Decision rule" in rebuilt.stdout and "Prediction: " in rebuilt.stdout
+    assert _without_costs(json.loads((tmp_path / "smoke" / "ensemble.json").read_text())) == _without_costs(summary)
     _check_predict(tmp_path, tmp_path / "smoke" / "bundle")
+    _check_prediction_budget(tmp_path / "smoke")
     again = _search(tmp_path, "--smoke", "--name", "smoke")
     assert again.returncode == 2 and "already holds an experiment" in again.stderr
     _check_cross_fitted_members(tmp_path / "smoke", summary)
 
 
+def _without_costs(summary):
+    """The ensemble's members without their measured (so noisy) prediction times."""
+    return [{key: value for key, value in member.items() if key != "cost"} for member in summary["members"]]
+
+
+def _check_prediction_budget(run_dir):
+    """A budget no network meets leaves the fastest network alone, with a warning; nothing else fails."""
+    result = _ecgtune("ensemble", "--experiment", run_dir, "--predict-budget", "0.0001")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "warning: no network predicts within --predict-budget 0.0001" in result.stderr
+    summary = json.loads((run_dir / "ensemble.json").read_text())
+    assert len(summary["members"]) == 1 and summary["cost_limit"] == 0.0001 < summary["cost"]
+    bad = _ecgtune("ensemble", "--experiment", run_dir, "--predict-budget", "-1")
+    assert bad.returncode == 2 and "--predict-budget: must be a number, 0 or more, got '-1'" in bad.stderr
+
+
 def _check_cross_fitted_members(run_dir, holdout):
     """--folds 2: the holdout ensemble's configurations retrained on 2 folds of all 1500 rows; the bundle
     averages both fold models of each; a second run reuses the finished folds instead of retraining."""
-    command = ("ensemble", "--experiment", run_dir, "--folds", 2, "--fold-members", 2)
+    command = ("ensemble", "--experiment", run_dir, "--folds", 2, "--fold-members", 2, "--predict-budget", 0)
     result = _ecgtune(*command)
     assert result.returncode == 0, result.stderr[-3000:]
     summary = json.loads((run_dir / "ensemble.json").read_text())
@@ -74,7 +92,7 @@ def _check_cross_fitted_members(run_dir, holdout):
     again = _ecgtune(*command)
     assert again.returncode == 0, again.stderr[-3000:]
     assert {path: path.stat().st_mtime_ns for path in written} == written
-    assert json.loads((run_dir / "ensemble.json").read_text())["members"] == summary["members"]
+    assert _without_costs(json.loads((run_dir / "ensemble.json").read_text())) == _without_costs(summary)
 
 
 @pytest.mark.parametrize("args, message", [

@@ -53,6 +53,46 @@ def test_max_members_caps_the_distinct_members(cap):
     assert capped_score <= min(_single_scores(members, labels))
 
 
+def test_a_cost_limit_bounds_the_distinct_members_costs():
+    members, labels = _library(n_members=6, seed=3)
+    costs = np.array([3.0, 1.0, 2.0, 1.5, 1.0, 2.5])
+    asked = []
+
+    def cost_of(member):
+        asked.append(member)
+        return costs[member]
+
+    free = EnsembleSelection(size=20).fit(members, labels)
+    assert costs[free.weights_ > 0].sum() > 3.0
+    limited = EnsembleSelection(size=20, max_cost=3.0).fit(members, labels, member_cost=cost_of)
+    assert costs[limited.weights_ > 0].sum() <= 3.0
+    assert len(asked) == len(set(asked)), "each member's cost is asked once"
+    limited_score = abs_sum(threshold_decisions(limited.predict_proba(members)), labels)
+    assert limited_score <= min(_single_scores(members[costs <= 3.0], labels))
+
+
+def test_the_best_member_is_passed_over_when_it_costs_too_much():
+    members, labels = _library(n_members=5, seed=8)
+    best = int(np.argmin(_single_scores(members, labels)))
+    costs = np.where(np.arange(5) == best, 10.0, 1.0)
+    selector = EnsembleSelection(size=10, max_cost=4.0).fit(members, labels, member_cost=costs.__getitem__)
+    assert selector.weights_[best] == 0
+    assert selector.trajectory_[0]["member"] != best
+
+
+def test_when_nothing_fits_the_cost_limit_the_cheapest_member_is_the_ensemble():
+    members, labels = _library(n_members=4, seed=9)
+    selector = EnsembleSelection(max_cost=0.5).fit(members, labels, member_cost=lambda member: 5.0 - member)
+    np.testing.assert_array_equal(selector.weights_, [0, 0, 0, 1])
+
+
+@pytest.mark.parametrize("limits", [{"max_members": 2}, {"max_cost": 2.0}])
+def test_bagging_rounds_together_stay_within_the_limits(limits):
+    members, labels = _library(n_members=8, seed=10)
+    selector = EnsembleSelection(size=10, bagging_rounds=6, **limits).fit(members, labels, member_cost=lambda m: 1.0)
+    assert (selector.weights_ > 0).sum() <= 2
+
+
 def test_deterministic_for_a_seed():
     members, labels = _library(seed=4)
     first = EnsembleSelection(size=10, bagging_rounds=3, random_state=7).fit(members, labels)

@@ -3,7 +3,7 @@ much each step gained (numpy only)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
@@ -23,17 +23,21 @@ SCORE_TITLES = {
 
 
 def build_ensemble(members: Sequence[Member], labels: np.ndarray, size: int = 25, bagging_rounds: int = 0,
-                   decision_folds: int = 5, seed: int = 0, max_members: int | None = None) -> tuple[dict, np.ndarray]:
+                   decision_folds: int = 5, seed: int = 0, max_members: int | None = None,
+                   max_cost: float | None = None,
+                   member_cost: Callable[[Member], float] | None = None) -> tuple[dict, np.ndarray]:
     """Selects the ensemble on the validation rows, learns its decision rule, and scores every stage;
     returns the summary (JSON-ready) and the ensemble's validation probabilities.
 
     All scores are validation abs-sums. Member selection used these same rows, so every ensemble figure
     is optimistic; the cross-fitted one removes the optimism of the thresholds (fitted on K-1 folds,
-    scored on the held-out fold).
+    scored on the held-out fold). With `member_cost` (say, the time a member takes to predict), the
+    chosen members' costs and their sum are in the summary, and `max_cost` bounds that sum.
     """
     library = np.stack([member.val_probs for member in members])
+    cost_by_index = None if member_cost is None else lambda index: member_cost(members[index])
     selector = EnsembleSelection(size=size, bagging_rounds=bagging_rounds, max_members=max_members,
-                                 random_state=seed).fit(library, labels)
+                                 max_cost=max_cost, random_state=seed).fit(library, labels, cost_by_index)
     blended = selector.predict_proba(library)
     rule = fit_decision_rule(blended, labels)
     best = library[0]
@@ -47,9 +51,13 @@ def build_ensemble(members: Sequence[Member], labels: np.ndarray, size: int = 25
     }
     chosen = [
         {"trial": member.trial, "family": member.family, "checkpoints": [str(path) for path in member.checkpoints],
-         "weight": float(weight), "val_abs_sum": member.val_abs_sum, "val_log_loss": member.val_log_loss}
-        for member, weight in zip(members, selector.weights_) if weight > 0
+         "weight": float(selector.weights_[index]), "val_abs_sum": member.val_abs_sum,
+         "val_log_loss": member.val_log_loss}
+        for index, member in enumerate(members) if selector.weights_[index] > 0
     ]
+    if cost_by_index is not None:
+        for index, described in zip(np.flatnonzero(selector.weights_ > 0), chosen):
+            described["cost"] = selector.costs_[index] if index in selector.costs_ else cost_by_index(index)
     summary = {
         "members": sorted(chosen, key=lambda m: -m["weight"]),
         "decision_rule": rule.to_dict(),
@@ -60,4 +68,6 @@ def build_ensemble(members: Sequence[Member], labels: np.ndarray, size: int = 25
         "kept_steps": selector.kept_steps_,
         "library": [member.trial for member in members],
     }
+    if cost_by_index is not None:
+        summary.update(cost=sum(member["cost"] for member in chosen), cost_limit=max_cost)
     return summary, blended

@@ -5,10 +5,16 @@ member whose addition gives the lowest validation abs-sum after the decision rul
 all-zero fallback), ties broken by log-loss and then by member index. The ensemble kept is the best
 point of the trajectory, so it is never worse on the selection data than the best single member.
 Optional bagging repeats the selection on random subsets of the members and averages the weights.
+
+The cost of predicting can be bounded: at most `max_members` distinct members, and distinct members
+whose costs (given by a function, asked only for the members the selection would add) sum to at most
+`max_cost`. A member that does not fit is passed over for the next best; when no member fits on its
+own, the ensemble is the cheapest member alone.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -21,62 +27,107 @@ from ecgtune.metrics import one_hot, threshold_decisions
 class EnsembleSelection:
     """Greedy ensemble selection. After `fit`, `weights_` (one per member, summing to 1),
     `trajectory_` (one entry per step: member added, abs-sum, log-loss; every bagging round's steps one
-    after another) and `kept_steps_` (how many steps the ensemble kept; None with bagging) are set."""
+    after another), `kept_steps_` (how many steps the ensemble kept; None with bagging) and `costs_`
+    (the costs asked for, by member) are set."""
 
     size: int = 25                  # selection steps (members may be chosen more than once)
     n_init: int = 1                 # start from the n_init best single members
     bagging_rounds: int = 0         # >0: average the weights of this many selections on member subsets
     bagging_fraction: float = 0.5   # share of the members each bagging round sees
-    max_members: int | None = None  # at most this many distinct members: caps the cost of predicting
+    max_members: int | None = None  # at most this many distinct members
+    max_cost: float | None = None   # distinct members' costs sum to at most this (see `fit`)
     random_state: int = 0
 
-    def fit(self, member_probs: np.ndarray, labels: np.ndarray) -> EnsembleSelection:
-        """member_probs: (members, rows, classes) validation probabilities; labels: (rows,)."""
+    def fit(self, member_probs: np.ndarray, labels: np.ndarray,
+            member_cost: Callable[[int], float] | None = None) -> EnsembleSelection:
+        """member_probs: (members, rows, classes) validation probabilities; labels: (rows,);
+        member_cost: the cost of a member by its index (needed with `max_cost`)."""
         member_probs = np.asarray(member_probs, dtype=np.float64)
         _check_members(member_probs, labels)
+        if self.max_cost is not None and member_cost is None:
+            raise ConfigError("max_cost needs the members' costs")
         n_members = member_probs.shape[0]
+        budget = _Budget(self.max_members, self.max_cost, member_cost)
+        counts = np.zeros(n_members)
         if self.bagging_rounds <= 0:
-            counts, self.trajectory_, self.kept_steps_ = self._select(member_probs, labels, np.arange(n_members))
+            selected = self._select(member_probs, labels, np.arange(n_members), budget)
+            if selected is not None:
+                counts, self.trajectory_, self.kept_steps_ = selected
         else:
             rng = np.random.default_rng(self.random_state)
             subset_size = max(1, int(round(self.bagging_fraction * n_members)))
-            counts = np.zeros(n_members)
             self.trajectory_, self.kept_steps_ = [], None
             for _ in range(self.bagging_rounds):
                 subset = np.sort(rng.choice(n_members, size=subset_size, replace=False))
-                round_counts, trajectory, _ = self._select(member_probs, labels, subset)
-                counts += round_counts / round_counts.sum()
-                self.trajectory_ += trajectory
+                selected = self._select(member_probs, labels, subset, budget)
+                if selected is not None:
+                    counts += selected[0] / selected[0].sum()
+                    self.trajectory_ += selected[1]
         self.weights_ = counts / counts.sum()
+        self.costs_ = dict(budget.costs)
         return self
 
     def predict_proba(self, member_probs: np.ndarray) -> np.ndarray:
         """Weighted average of the members' probabilities."""
         return np.tensordot(self.weights_, np.asarray(member_probs, dtype=np.float64), axes=1)
 
-    def _select(self, member_probs: np.ndarray, labels: np.ndarray, candidates: np.ndarray):
+    def _select(self, member_probs: np.ndarray, labels: np.ndarray, candidates: np.ndarray, budget: _Budget):
         target = one_hot(labels, member_probs.shape[2])
         singles = _scores(member_probs[candidates], labels, target)
-        order = candidates[np.lexsort((candidates, singles[:, 1], singles[:, 0]))]
-        cap = len(order) if self.max_members is None else max(1, self.max_members)
-        chosen = list(order[:max(1, min(self.n_init, cap, len(order)))])
+        chosen = []
+        for member in candidates[np.lexsort((candidates, singles[:, 1], singles[:, 0]))]:
+            if len(chosen) == max(1, self.n_init):
+                break
+            if budget.admits(member, chosen):
+                chosen.append(member)
+        if not chosen and budget.committed:
+            return None  # a bagging round: nothing in its subset fits beside the members already kept
+        if not chosen:
+            chosen = [min(candidates, key=budget.cost)]  # nothing fits: the cheapest member alone
         total = member_probs[chosen].sum(axis=0)
         trajectory = []
         for count in range(1, len(chosen) + 1):
             running = member_probs[chosen[:count]].mean(axis=0)[None]
             trajectory.append(_step(chosen[count - 1], *_scores(running, labels, target)[0]))
         for _ in range(max(0, self.size - len(chosen))):
-            pool = candidates if len(set(chosen)) < cap else np.array(sorted(set(chosen)))
-            blended = (total[None] + member_probs[pool]) / (len(chosen) + 1)
+            blended = (total[None] + member_probs[candidates]) / (len(chosen) + 1)
             scores = _scores(blended, labels, target)
-            best = np.lexsort((pool, scores[:, 1], scores[:, 0]))[0]
-            chosen.append(pool[best])
-            total += member_probs[pool[best]]
-            trajectory.append(_step(pool[best], *scores[best]))
+            best = next(index for index in np.lexsort((candidates, scores[:, 1], scores[:, 0]))
+                        if budget.admits(candidates[index], chosen))
+            chosen.append(candidates[best])
+            total += member_probs[candidates[best]]
+            trajectory.append(_step(candidates[best], *scores[best]))
         best_prefix = min(range(len(trajectory)),
                           key=lambda i: (trajectory[i]["abs_sum"], trajectory[i]["log_loss"], i))
+        budget.commit(chosen[:best_prefix + 1])
         counts = np.bincount(chosen[:best_prefix + 1], minlength=member_probs.shape[0]).astype(np.float64)
         return counts, trajectory, best_prefix + 1
+
+
+class _Budget:
+    """Which members may join: the distinct members kept so far (over every bagging round) and those of
+    the selection under way stay within the member cap and the cost limit."""
+
+    def __init__(self, max_members: int | None, max_cost: float | None, member_cost):
+        self.max_members, self.max_cost, self.member_cost = max_members, max_cost, member_cost
+        self.committed: set[int] = set()
+        self.costs: dict[int, float] = {}
+
+    def cost(self, member: int) -> float:
+        if member not in self.costs:
+            self.costs[member] = float(self.member_cost(int(member)))
+        return self.costs[member]
+
+    def admits(self, member: int, chosen: list) -> bool:
+        distinct = self.committed | set(chosen)
+        if member in distinct:
+            return True
+        if self.max_members is not None and len(distinct) >= max(1, self.max_members):
+            return False
+        return self.max_cost is None or sum(map(self.cost, distinct | {member})) <= self.max_cost
+
+    def commit(self, kept: list) -> None:
+        self.committed |= set(kept)
 
 
 def _step(member, abs_sum: float, log_loss: float) -> dict:
