@@ -58,8 +58,9 @@ def in_fresh_process(method: str, path: Path, cache_dir: Path) -> tuple[float, f
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--file", type=Path, help="competition-format file (default: make one like make-data)")
-    parser.add_argument("--tile", type=Path, help="make the --rows file by repeating this file's rows, with new ids "
+    source = parser.add_mutually_exclusive_group()
+    source.add_argument("--file", type=Path, help="competition-format file (default: make one like make-data)")
+    source.add_argument("--tile", type=Path, help="make the --rows file by repeating this file's rows, with new ids "
                                                   "(to time another number format, e.g. the Tianchi sample's)")
     parser.add_argument("--rows", type=int, default=100_000)
     parser.add_argument("--rounds", type=int, default=5)

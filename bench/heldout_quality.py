@@ -34,7 +34,7 @@ def main() -> None:
     parser.add_argument("--max-epochs", type=int, default=8)
     parser.add_argument("--folds", type=int, default=0, help="also score cross-fitted members (ensemble --folds)")
     parser.add_argument("--fold-members", type=int, default=5)
-    parser.add_argument("--predict-budget", default="0",
+    parser.add_argument("--predict-budget", type=float, default=0.0,
                         help="the ensemble's --predict-budget (default 0: no limit, to measure what ensembling gains)")
     parser.add_argument("--holdout", type=float, default=0.2)
     parser.add_argument("--seed", type=int, default=0)
@@ -59,7 +59,7 @@ def main() -> None:
         subprocess.run([sys.executable, str(ROOT / "search.py"), "--arch", "all", "--data", str(train_file),
                         "--time-budget", str(args.minutes), "--max-epochs", str(args.max_epochs),
                         "--seed", str(args.seed), "--runs-dir", str(args.out / "runs"), "--name", args.name,
-                        "--predict-budget", args.predict_budget],
+                        "--predict-budget", str(args.predict_budget)],
                        check=True, stdout=subprocess.DEVNULL)
     signals, labels = data.signals[held_out], data.labels[held_out]
     single = best_single_probs(run_dir, signals)
@@ -69,7 +69,7 @@ def main() -> None:
     if args.folds > 1:
         subprocess.run([sys.executable, "-m", "ecgtune", "ensemble", "--experiment", str(run_dir), "--folds",
                         str(args.folds), "--fold-members", str(args.fold_members), "--predict-budget",
-                        args.predict_budget], check=True, stdout=subprocess.DEVNULL)
+                        str(args.predict_budget)], check=True, stdout=subprocess.DEVNULL)
         stages.update(ensemble_stages("cross-fitted ensemble", load_bundle(run_dir / "bundle"), signals))
     wall_minutes = (time.monotonic() - started) / 60
 

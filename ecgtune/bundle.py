@@ -42,11 +42,11 @@ class Bundle:
         rule = self.manifest["decision_rule"]
         return DecisionRule(np.asarray(rule["thresholds"], dtype=np.float64), rule["fallback"])
 
-    def predict_proba(self, signals: np.ndarray) -> np.ndarray:
+    def predict_proba(self, signals: np.ndarray, batch_size: int = PREDICT_BATCH_SIZE) -> np.ndarray:
         """Ensemble probabilities, (rows, classes)."""
         if len(signals) == 0:
             return np.zeros((0, self.manifest["n_classes"]), np.float32)
-        return run_in_batches(self.session, signals)
+        return run_in_batches(self.session, signals, batch_size)
 
     def decide(self, probs: np.ndarray) -> np.ndarray:
         """Values to submit: the learned decision rule applied to the probabilities."""
@@ -63,7 +63,7 @@ def open_session(model: str | bytes):
 
 
 def run_in_batches(session, signals: np.ndarray, batch_size: int = PREDICT_BATCH_SIZE) -> np.ndarray:
-    """The session's output for (rows, samples) beats, computed `batch_size` rows at a time."""
+    """The session's output for (rows > 0, samples) beats, computed `batch_size` rows at a time."""
     signals = np.ascontiguousarray(signals, dtype=np.float32)
     return np.concatenate([session.run(None, {"signals": signals[start:start + batch_size]})[0]
                            for start in range(0, len(signals), batch_size)])

@@ -110,9 +110,9 @@ def _read_plan_file(run_dir: Path) -> dict:
 
 
 def load_plan(run_dir: Path) -> Plan:
-    """The plan of the experiment in `run_dir`."""
+    """The plan of the experiment in `run_dir` (one saved before prediction budgets existed has none)."""
     try:
-        return Plan(**_read_plan_file(run_dir)["plan"])
+        return Plan(**{"predict_budget": None, **_read_plan_file(run_dir)["plan"]})
     except (KeyError, TypeError) as error:
         raise EcgtuneError(f"{run_dir / PLAN_FILE}: unreadable ({error})") from None
 
@@ -188,7 +188,7 @@ def ensemble_experiment(run_dir: Path, options: EnsembleOptions, settings=None) 
     except (OSError, ValueError, KeyError) as error:
         raise EcgtuneError(f"{run_dir / VALIDATION_FILE}: unreadable ({error})") from None
     members = load_library(Path(plan.storage) / run_dir.name, len(labels), options.top_k)
-    summary, probs = _build(members, labels, options)
+    summary, probs = _build(members, labels, options, copies=max(1, options.folds))
     if options.folds > 1:
         summary, probs, labels = _cross_fit(run_dir, plan, summary, options, settings)
     bundle = export_bundle(summary, run_dir / BUNDLE_DIR, saved_fingerprint(run_dir))
@@ -198,18 +198,20 @@ def ensemble_experiment(run_dir: Path, options: EnsembleOptions, settings=None) 
     return summary, bundle
 
 
-def _build(members: list, labels: np.ndarray, options: EnsembleOptions) -> tuple[dict, np.ndarray]:
-    """`build_ensemble` with the options, its networks' prediction time measured and within the budget."""
+def _build(members: list, labels: np.ndarray, options: EnsembleOptions, copies: int = 1) -> tuple[dict, np.ndarray]:
+    """`build_ensemble` with the options, its networks' prediction time measured and within the budget.
+    `copies`: how many networks each member will become (the folds, before cross-fitting)."""
     from ecgtune.ensemble import build_ensemble
     from ecgtune.export import prediction_seconds
 
     summary, probs = build_ensemble(members, labels, options.size, options.bagging_rounds, options.rule_folds,
                                     options.seed, options.max_members, options.predict_budget,
-                                    lambda member: prediction_seconds(list(member.checkpoints)))
+                                    lambda member: copies * prediction_seconds(list(member.checkpoints)))
     if options.predict_budget is not None and summary["cost"] > options.predict_budget:
-        print(f"warning: no network predicts within --predict-budget {options.predict_budget:g} ({COST_UNIT}); "
-              f"the ensemble is the fastest one alone, {summary['cost']:.2f} s. Raise the budget, or give 0 for "
-              "no limit.", file=sys.stderr)
+        counted = f", each counted {copies} times for --folds {copies}" if copies > 1 else ""
+        print(f"warning: no network predicts within --predict-budget {options.predict_budget:g} ({COST_UNIT}"
+              f"{counted}); the ensemble is the fastest one alone, {summary['cost']:.2f} s. Raise the budget, or "
+              "give 0 for no limit.", file=sys.stderr)
     return {**summary, "cost_unit": COST_UNIT}, probs
 
 

@@ -103,9 +103,8 @@ def format_prediction_cost(summary: dict) -> str:
     """One line: how long the ensemble's networks take to predict, and the budget they were chosen within."""
     if "cost" not in summary:
         return "(prediction time not measured: built by an earlier version)"
-    budget = f"budget {summary['cost_limit']:.2f} s" if summary.get("cost_limit") else "no budget"
-    return (f"Prediction: {summary['cost']:.2f} s per 10,000 beats for all networks ({budget}; "
-            f"{summary['cost_unit']})")
+    budget = f"budget {summary['cost_limit']:g} s" if summary.get("cost_limit") else "no budget"
+    return f"Prediction time of all networks: {summary['cost']:.2f} s ({budget}); in {summary['cost_unit']}"
 
 
 def write_submission(path: Path, ids: np.ndarray, values: np.ndarray) -> None:

@@ -44,7 +44,7 @@ def test_smoke_search_over_all_families(tmp_path):
     assert summary["cost_limit"] is None
     assert summary["cost"] == pytest.approx(sum(member["cost"] for member in summary["members"])) and summary["cost"] > 0
     rebuilt = _ecgtune("ensemble", "--experiment", tmp_path / "smoke")
-    assert rebuilt.returncode == 0 and "Decision rule" in rebuilt.stdout and "Prediction: " in rebuilt.stdout
+    assert rebuilt.returncode == 0 and "Decision rule" in rebuilt.stdout and "Prediction time of all networks: " in rebuilt.stdout
     assert _without_costs(json.loads((tmp_path / "smoke" / "ensemble.json").read_text())) == _without_costs(summary)
     _check_predict(tmp_path, tmp_path / "smoke" / "bundle")
     _check_prediction_budget(tmp_path / "smoke")

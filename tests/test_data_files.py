@@ -78,7 +78,8 @@ def test_fast_path_in_parts_keeps_every_row_in_order(tmp_path, four_small_parts,
     lines = path.read_text().splitlines()
     path.write_bytes((line_end.join(lines) + final).encode())
     content = pa.memory_map(str(path)).read_buffer()
-    assert len(files._parts_at_line_ends(memoryview(content), first=len(lines[0]) + len(line_end))) == 4
+    view = memoryview(content)
+    assert len(files._parts_at_line_ends(view, first=len(lines[0]) + len(line_end), end=len(view))) == 4
     ids, signals, labels, (smallest, largest) = files._read_wide_csv(content, 42, has_labels=True)
     np.testing.assert_array_equal(ids, data.ids)
     np.testing.assert_array_equal(signals, data.signals)
@@ -86,23 +87,29 @@ def test_fast_path_in_parts_keeps_every_row_in_order(tmp_path, four_small_parts,
     assert (smallest, largest) == (data.signals.min(), data.signals.max())
 
 
-def test_blank_lines_fall_back_to_the_careful_path_with_the_same_result(tmp_path, four_small_parts):
+@pytest.mark.parametrize("inner_blank, fast", [(False, True), (True, False)])
+def test_blank_lines(tmp_path, four_small_parts, inner_blank, fast):
+    """Trailing blank lines keep the fast path; one inside the rows sends the file to the careful path."""
     data = make_synthetic(40, seed=6, signal_length=30)
     path = tmp_path / "train.csv"
     write_dataset(data, path)
     lines = path.read_text().splitlines()
-    path.write_text("\n".join(lines[:20] + [""] + lines[20:]) + "\n\n")
-    assert files._read_wide_csv(pa.memory_map(str(path)).read_buffer(), 32, has_labels=True) is None
+    path.write_text("\n".join(lines[:20] + [""] * inner_blank + lines[20:]) + "\n\r\n\n")
+    assert (files._read_wide_csv(pa.memory_map(str(path)).read_buffer(), 32, has_labels=True) is not None) == fast
     loaded = load_dataset(path, use_cache=False)
     np.testing.assert_array_equal(loaded.ids, data.ids)
     np.testing.assert_array_equal(loaded.signals, data.signals)
 
 
-def test_a_bad_value_in_a_later_part_is_named(tmp_path, four_small_parts):
+@pytest.mark.parametrize("row, sample, value, kind", [(77, 0, np.nan, "NaN"), (61, 2, np.inf, "infinite"),
+                                                      (88, 4, -np.inf, "infinite")])
+def test_a_bad_value_in_a_later_part_is_named(tmp_path, four_small_parts, row, sample, value, kind):
     signals = np.tile(GOOD, (30, 1))
-    signals[77, 3] = np.nan
+    signals[row, sample] = value
     path = competition_csv(tmp_path / "train.csv", signals, labels=[0] * 90, ids=range(1000, 1090))
-    with pytest.raises(DataError, match=r"row id 1077 \(line 79\): sample 3 is NaN"):
+    fast = files._read_wide_csv(pa.memory_map(str(path)).read_buffer(), 7, has_labels=True)
+    assert fast is not None and not np.isfinite(fast[3]).all(), "the fast path finds it by the samples' range"
+    with pytest.raises(DataError, match=rf"row id {1000 + row} \(line {row + 2}\): sample {sample} is {kind}"):
         load_dataset(path, use_cache=False)
 
 

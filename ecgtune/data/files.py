@@ -2,9 +2,9 @@
 
 A file has the columns `id,heartbeat_signals[,label]`; `heartbeat_signals` is one quoted string of
 comma-separated floats (in Parquet it may also be a list of floats) and `label` an integer class that
-may be written `0` or `0.0`. Parsing is vectorised with Arrow: a well-formed CSV is read as one wide
-table of floats on all cores; anything that fails that fast path is parsed again column by column so
-the error can name the row and the problem.
+may be written `0` or `0.0`. Parsing is vectorised with Arrow: a well-formed CSV is read as separate
+float columns, one part of the file per core; anything that fails that fast path is parsed again
+column by column so the error can name the row and the problem.
 """
 
 from __future__ import annotations
@@ -202,16 +202,18 @@ def _read_wide_csv(content: pa.Buffer, n_fields: int, has_labels: bool):
     """The fast path: the quoted signal string read as separate float columns, or None if anything is off.
 
     The rows are cut at line ends into one part per core, and each part is streamed block by block by a
-    single-threaded Arrow reader straight into the output arrays. Both cores parse, and memory stays at
-    the output's size; Arrow's own multi-threaded reader spends more CPU here for less gain.
+    single-threaded Arrow reader straight into the output arrays. Every core parses, and memory stays at
+    the output's size; Arrow's own multi-threaded reader spent more CPU for less gain (BENCHMARKS.md).
 
     Returns:
         (ids, signals, labels, (smallest, largest sample)) or None.
     """
     length = n_fields - 1 - int(has_labels)
+    if length < 3:
+        return None
     view = memoryview(content)
-    parts = _parts_at_line_ends(view, first=_line_end(view, 0))
-    if length < 3 or not parts:
+    parts = _parts_at_line_ends(view, first=_line_end(view, 0), end=_end_of_rows(view))
+    if not parts:
         return None
     row_counts = [_count_rows(view, *part) for part in parts]
     first_rows = np.cumsum([0] + row_counts[:-1]).tolist()
@@ -276,12 +278,20 @@ def _line_end(view: memoryview, start: int) -> int:
     return len(view)
 
 
-def _parts_at_line_ends(view: memoryview, first: int) -> list[tuple[int, int]]:
-    """(start, end) byte ranges covering view[first:], one per core (at least FAST_PATH_PART_BYTES each)."""
-    n_parts = max(1, min(pa.cpu_count(), (len(view) - first) // FAST_PATH_PART_BYTES))
-    cuts = [first] + [_line_end(view, first + (len(view) - first) * k // n_parts) for k in range(1, n_parts)]
-    cuts = sorted(set(cuts + [len(view)]))
-    return [(start, end) for start, end in zip(cuts, cuts[1:])]
+def _end_of_rows(view: memoryview) -> int:
+    """Where the data end once trailing blank lines are left out."""
+    tail = bytes(view[-(1 << 16):])
+    return len(view) - (len(tail) - len(tail.rstrip(b"\r\n")))
+
+
+def _parts_at_line_ends(view: memoryview, first: int, end: int) -> list[tuple[int, int]]:
+    """(start, end) byte ranges covering view[first:end], one per core (at least FAST_PATH_PART_BYTES each)."""
+    if end <= first:
+        return []
+    n_parts = max(1, min(pa.cpu_count(), (end - first) // FAST_PATH_PART_BYTES))
+    cuts = [first] + [min(end, _line_end(view, first + (end - first) * k // n_parts)) for k in range(1, n_parts)]
+    cuts = sorted(set(cuts + [end]))
+    return list(zip(cuts, cuts[1:]))
 
 
 def _count_rows(view: memoryview, start: int, end: int) -> int:

@@ -9,7 +9,8 @@ Optional bagging repeats the selection on random subsets of the members and aver
 The cost of predicting can be bounded: at most `max_members` distinct members, and distinct members
 whose costs (given by a function, asked only for the members the selection would add) sum to at most
 `max_cost`. A member that does not fit is passed over for the next best; when no member fits on its
-own, the ensemble is the cheapest member alone.
+own, the ensemble is the cheapest member alone. With bagging, the rounds re-weight the members that a
+plain selection kept within these limits.
 """
 
 from __future__ import annotations
@@ -46,30 +47,33 @@ class EnsembleSelection:
         _check_members(member_probs, labels)
         if self.max_cost is not None and member_cost is None:
             raise ConfigError("max_cost needs the members' costs")
-        n_members = member_probs.shape[0]
         budget = _Budget(self.max_members, self.max_cost, member_cost)
-        counts = np.zeros(n_members)
+        candidates = np.arange(member_probs.shape[0])
         if self.bagging_rounds <= 0:
-            selected = self._select(member_probs, labels, np.arange(n_members), budget)
-            if selected is not None:
-                counts, self.trajectory_, self.kept_steps_ = selected
+            counts, self.trajectory_, self.kept_steps_ = self._select(member_probs, labels, candidates, budget)
         else:
-            rng = np.random.default_rng(self.random_state)
-            subset_size = max(1, int(round(self.bagging_fraction * n_members)))
-            self.trajectory_, self.kept_steps_ = [], None
-            for _ in range(self.bagging_rounds):
-                subset = np.sort(rng.choice(n_members, size=subset_size, replace=False))
-                selected = self._select(member_probs, labels, subset, budget)
-                if selected is not None:
-                    counts += selected[0] / selected[0].sum()
-                    self.trajectory_ += selected[1]
+            if budget.limits:  # bagging re-weights the members a plain selection kept within the limits
+                candidates = np.flatnonzero(self._select(member_probs, labels, candidates, budget)[0])
+            counts, self.trajectory_ = self._bag(member_probs, labels, candidates)
+            self.kept_steps_ = None
         self.weights_ = counts / counts.sum()
-        self.costs_ = dict(budget.costs)
+        self.costs_ = {int(member): cost for member, cost in budget.costs.items()}
         return self
 
     def predict_proba(self, member_probs: np.ndarray) -> np.ndarray:
         """Weighted average of the members' probabilities."""
         return np.tensordot(self.weights_, np.asarray(member_probs, dtype=np.float64), axes=1)
+
+    def _bag(self, member_probs: np.ndarray, labels: np.ndarray, pool: np.ndarray):
+        rng = np.random.default_rng(self.random_state)
+        subset_size = max(1, int(round(self.bagging_fraction * len(pool))))
+        counts, trajectory = np.zeros(member_probs.shape[0]), []
+        for _ in range(self.bagging_rounds):
+            subset = np.sort(rng.choice(pool, size=subset_size, replace=False))
+            round_counts, round_trajectory, _ = self._select(member_probs, labels, subset, _Budget(None, None, None))
+            counts += round_counts / round_counts.sum()
+            trajectory += round_trajectory
+        return counts, trajectory
 
     def _select(self, member_probs: np.ndarray, labels: np.ndarray, candidates: np.ndarray, budget: _Budget):
         target = one_hot(labels, member_probs.shape[2])
@@ -80,8 +84,6 @@ class EnsembleSelection:
                 break
             if budget.admits(member, chosen):
                 chosen.append(member)
-        if not chosen and budget.committed:
-            return None  # a bagging round: nothing in its subset fits beside the members already kept
         if not chosen:
             chosen = [min(candidates, key=budget.cost)]  # nothing fits: the cheapest member alone
         total = member_probs[chosen].sum(axis=0)
@@ -99,19 +101,21 @@ class EnsembleSelection:
             trajectory.append(_step(candidates[best], *scores[best]))
         best_prefix = min(range(len(trajectory)),
                           key=lambda i: (trajectory[i]["abs_sum"], trajectory[i]["log_loss"], i))
-        budget.commit(chosen[:best_prefix + 1])
         counts = np.bincount(chosen[:best_prefix + 1], minlength=member_probs.shape[0]).astype(np.float64)
         return counts, trajectory, best_prefix + 1
 
 
 class _Budget:
-    """Which members may join: the distinct members kept so far (over every bagging round) and those of
-    the selection under way stay within the member cap and the cost limit."""
+    """Which members may join a selection: its distinct members stay within the member cap and the cost
+    limit. Each member's cost is asked once, when first needed."""
 
     def __init__(self, max_members: int | None, max_cost: float | None, member_cost):
         self.max_members, self.max_cost, self.member_cost = max_members, max_cost, member_cost
-        self.committed: set[int] = set()
         self.costs: dict[int, float] = {}
+
+    @property
+    def limits(self) -> bool:
+        return self.max_members is not None or self.max_cost is not None
 
     def cost(self, member: int) -> float:
         if member not in self.costs:
@@ -119,15 +123,12 @@ class _Budget:
         return self.costs[member]
 
     def admits(self, member: int, chosen: list) -> bool:
-        distinct = self.committed | set(chosen)
+        distinct = set(chosen)
         if member in distinct:
             return True
         if self.max_members is not None and len(distinct) >= max(1, self.max_members):
             return False
         return self.max_cost is None or sum(map(self.cost, distinct | {member})) <= self.max_cost
-
-    def commit(self, kept: list) -> None:
-        self.committed |= set(kept)
 
 
 def _step(member, abs_sum: float, log_loss: float) -> dict:
