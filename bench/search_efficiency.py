@@ -31,15 +31,16 @@ def run_search(strategy: str, seed: int, args, runs_dir: Path) -> Path:
     return runs_dir / name
 
 
-def best_over_time(run_dir: Path) -> tuple[np.ndarray, np.ndarray]:
-    """Seconds since the search's first trial started, and the best validation abs-sum reached by then."""
+def best_over_time(run_dir: Path) -> tuple[np.ndarray, np.ndarray, int]:
+    """Seconds since the search's first trial started, the best validation abs-sum reached by then, and
+    the number of trials that reported."""
     from ecgtune.html_report import read_histories
 
     histories = read_histories(run_dir)
     start = min(records[0]["timestamp"] - records[0]["time_total_s"] for records in histories.values())
     points = sorted((r["timestamp"] - start, r["val_abs_sum"]) for rs in histories.values() for r in rs)
     times = np.array([t for t, _ in points], dtype=float)
-    return times, np.minimum.accumulate([s for _, s in points])
+    return times, np.minimum.accumulate([s for _, s in points]), len(histories)
 
 
 def time_to_reach(times: np.ndarray, best: np.ndarray, target: float) -> float:
@@ -68,7 +69,7 @@ def main() -> None:
     figure, axes = plt.subplots(figsize=(8, 4.5))
     for colour, strategy in zip(("#4e79a7", "#e15759"), STRATEGIES):
         for seed in args.seeds:
-            times, best = curves[strategy, seed]
+            times, best, _ = curves[strategy, seed]
             axes.step(times / 60, best, where="post", color=colour, alpha=0.8,
                       label=strategy if seed == args.seeds[0] else None)
     axes.set(xlabel="minutes", ylabel="best validation abs-sum so far", yscale="log",
@@ -77,15 +78,15 @@ def main() -> None:
     figure.tight_layout()
     figure.savefig(args.out / "search_efficiency.png", dpi=110)
 
-    print(f"{'seed':>4}  {'random final best':>17}  {'optuna final best':>17}  {'random reaches it':>17}  "
-          f"{'optuna reaches it':>17}")
+    print(f"{'seed':>4}  {'trials (random / optuna)':>24}  {'random final best':>17}  {'optuna final best':>17}  "
+          f"{'random reaches it':>17}  {'optuna reaches it':>17}")
     for seed in args.seeds:
-        random_times, random_best = curves["random, no early stopping", seed]
-        optuna_times, optuna_best = curves["optuna + asha", seed]
+        random_times, random_best, random_trials = curves["random, no early stopping", seed]
+        optuna_times, optuna_best, optuna_trials = curves["optuna + asha", seed]
         target = random_best[-1]
         reach = [time_to_reach(times, best, target) for times, best in ((random_times, random_best),
                                                                        (optuna_times, optuna_best))]
-        print(f"{seed:>4}  {target:>17.0f}  {optuna_best[-1]:>17.0f}  "
+        print(f"{seed:>4}  {f'{random_trials} / {optuna_trials}':>24}  {target:>17.0f}  {optuna_best[-1]:>17.0f}  "
               + "  ".join(f"{'never' if np.isnan(t) else f'{t:.0f}s':>17}" for t in reach))
     print(f"plot: {args.out / 'search_efficiency.png'}")
 
