@@ -15,8 +15,7 @@ from ecgtune.errors import DataWarning, EcgtuneError
 
 DEFAULT_ROWS = 10_000
 DEFAULT_TIME_BUDGET_MINUTES = 8.0
-DEFAULT_GPUS_PER_TRIAL = 0.25
-SMOKE_ROWS, SMOKE_SAMPLES = 1500, 6
+SMOKE_ROWS, SMOKE_SAMPLES = 3000, 6
 
 
 def build_parser(command: str | None = None) -> argparse.ArgumentParser:
@@ -50,7 +49,7 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     ensemble.add_argument("--experiment", type=Path, required=True, help="the experiment folder, e.g. runs/NAME")
     add_ensemble_arguments(ensemble.add_argument_group("the ensemble"))
     if command in (None, "ensemble"):
-        add_resource_arguments(ensemble.add_argument_group("where the fold retraining runs (with --folds)"))
+        add_resource_arguments(ensemble.add_argument_group("where the refit or the fold retraining runs"))
     ensemble.add_argument("--seed", type=_seed, default=0, help="random seed of the selection (default 0)")
 
     report = commands.add_parser(
@@ -104,12 +103,16 @@ def add_search_ensemble_arguments(group, defaults_from_search: bool = False) -> 
     from ecgtune.experiment import COST_UNIT, Plan
 
     fields = Plan.__dataclass_fields__
-    folds, members, budget = (fields[name].default for name in ("folds", "fold_members", "predict_budget"))
+    folds, members = (fields[name].default for name in ("folds", "fold_members"))
     said = "the search's; " if defaults_from_search else ""
-    group.add_argument("--predict-budget", type=_non_negative_float,
-                       default=None if defaults_from_search else budget, metavar="SECONDS",
-                       help=f"the ensemble's networks together may take at most this many {COST_UNIT}, measured "
-                            f"(with --folds, every fold's network counts); 0: no limit (default: {said}{budget:g})")
+    group.add_argument("--predict-budget", type=_non_negative_float, default=None if defaults_from_search else 0.0,
+                       metavar="SECONDS",
+                       help=f"the ensemble's networks together may take at most this many {COST_UNIT} (with --folds, "
+                            f"every fold's network counts); the console and the report say what the limit costs in "
+                            f"validation abs-sum; 0: no limit (default: {said}0)")
+    group.add_argument("--no-refit", action="store_true",
+                       help="ship the networks as the search trained them, without retraining them on every "
+                            "labelled row (default: refit, unless --folds)")
     group.add_argument("--folds", type=_fold_count, default=None if defaults_from_search else folds,
                        help="K > 1: retrain the ensemble's best configurations on K folds of every labelled row, "
                             "then select and threshold on their out-of-fold predictions; the bundle averages "
@@ -128,7 +131,7 @@ def add_resource_arguments(group) -> None:
     group.add_argument("--cpus-per-trial", type=_positive_float, default=defaults.cpus_per_trial,
                        help=f"default {defaults.cpus_per_trial:g}")
     group.add_argument("--gpus-per-trial", type=_gpu_share,
-                       help=f"fraction of a GPU per trial (default {DEFAULT_GPUS_PER_TRIAL} with GPUs, else 0)")
+                       help="fraction of a GPU per trial (default 0.25 with GPUs, else 0)")
     group.add_argument("--max-concurrent", type=_positive_int,
                        help="at most this many trials at once (default: as resources allow)")
     group.add_argument("--max-failures", type=_count, default=defaults.max_failures,
@@ -166,8 +169,9 @@ def add_search_arguments(parser: argparse.ArgumentParser) -> None:
                      help="optuna: multivariate TPE, every family's defaults first; random: random sampling")
     how.add_argument("--scheduler", choices=SCHEDULERS, default=defaults.scheduler,
                      help="asha: stop weak trials early; fifo: every trial runs its epochs (default asha)")
-    how.add_argument("--grace-period", type=_positive_int, default=defaults.grace_period,
-                     help=f"ASHA: epochs before a trial can be stopped (default {defaults.grace_period})")
+    how.add_argument("--grace-period", type=_positive_float, metavar="SECONDS",
+                     help="ASHA: seconds of training before a trial can be stopped; trials are compared at equal "
+                          "training time (default: a fortieth of the search's budget, 5 to 300 s)")
     how.add_argument("--reduction-factor", type=_positive_int, default=defaults.reduction_factor,
                      help=f"ASHA: keep 1/N of the trials at each rung (default {defaults.reduction_factor})")
     how.add_argument("--min-epochs", type=_positive_int, default=budget.min_epochs,
@@ -186,7 +190,7 @@ def add_search_arguments(parser: argparse.ArgumentParser) -> None:
                        help="continue the interrupted experiment --name with its saved settings")
     where.add_argument("--no-cache", action="store_true", help="neither read nor write the parse cache")
     where.add_argument("--smoke", action="store_true",
-                       help=f"a quick check: {SMOKE_ROWS} synthetic rows, {SMOKE_SAMPLES} trials of 1-2 epochs")
+                       help=f"a quick check: {SMOKE_ROWS} synthetic rows, {SMOKE_SAMPLES} trials of 4-6 epochs")
     add_search_ensemble_arguments(parser.add_argument_group("the ensemble built after the search"))
 
 
@@ -279,10 +283,10 @@ def parse_families(arch: str) -> list[str]:
 
 
 def run_search(args: argparse.Namespace) -> int:
-    """Runs (or resumes) the Ray Tune search and writes the leaderboard."""
-    from ecgtune import experiment
-    from ecgtune.report import format_ensemble, format_table, leaderboard_tables, rank_rows, write_csv
+    """Runs (or resumes) the whole pipeline: search, leaderboard, ensemble, export and report."""
+    from ecgtune import experiment, pipeline
 
+    clock = pipeline.Clock(None)
     run_dir = args.runs_dir / (args.name or time.strftime("%Y%m%d-%H%M%S"))
     if args.resume:
         if not args.name:
@@ -291,43 +295,21 @@ def run_search(args: argparse.Namespace) -> int:
     else:
         plan = experiment.plan_from_arguments(args, parse_families(args.arch), run_dir, args.smoke,
                                               DEFAULT_ROWS, SMOKE_ROWS, SMOKE_SAMPLES)
-    data = experiment.load_data(plan, use_cache=not args.no_cache)
-    train_rows, val_rows = experiment.split(plan, data)
+    clock.budget_s = plan.time_budget_s
+    pipeline.run_search(plan, _resources(args), run_dir, resume=args.resume, use_cache=not args.no_cache, clock=clock)
+    return 0
 
-    from ecgtune.trainables import tune_search
 
-    tune_search.start_ray(args.address)
-    settings = search_settings(plan, args, run_dir)
-    if not args.resume and tune_search.experiment_exists(settings):
-        raise EcgtuneError(f"{settings.experiment_path} already holds an experiment; "
-                           "continue it with --resume or pick another --name")
-    experiment.save_plan(run_dir, plan, data, val_rows, resume=args.resume)
-    print(f"data: {data.source}: {len(data)} rows x {data.signal_length} samples, {data.n_classes} classes "
-          f"(train {len(train_rows)}, validation {len(val_rows)})", file=sys.stderr)
-    results = tune_search.run(settings, data, train_rows, val_rows, resume=args.resume)
-    rows = rank_rows(tune_search.trial_rows(results))
-    silent = len(results) - len(rows)
-    if not rows:
-        raise EcgtuneError(f"no trial reported a result; see {settings.experiment_path}")
-    write_csv(rows, run_dir / experiment.LEADERBOARD_FILE)
-    for title, table in leaderboard_tables(rows):
-        print(f"\n{title}\n{format_table(table)}")
-    if silent:
-        print(f"\n{silent} trial(s) stopped or failed before their first epoch ended; not ranked")
-    print(f"\nleaderboard: {run_dir / experiment.LEADERBOARD_FILE}; trials and checkpoints: "
-          f"{settings.experiment_path}")
-    if "://" not in settings.storage:
-        options = experiment.EnsembleOptions(seed=plan.seed, folds=plan.folds, fold_members=plan.fold_members,
-                                             fold_epochs=plan.fold_epochs, predict_budget=plan.predict_budget)
-        summary, bundle = experiment.ensemble_experiment(run_dir, options, settings)
-        print(f"\n{format_ensemble(summary)}")
-        print(f"ensemble: {run_dir / experiment.ENSEMBLE_FILE}; bundle: {bundle}")
-    return run_report(argparse.Namespace(experiment=run_dir))
+def _resources(args: argparse.Namespace):
+    from ecgtune.pipeline import Resources
+
+    return Resources(address=args.address, cpus_per_trial=args.cpus_per_trial, gpus_per_trial=args.gpus_per_trial,
+                     max_concurrent=args.max_concurrent, max_failures=args.max_failures)
 
 
 def run_ensemble(args: argparse.Namespace) -> int:
     """Builds, saves and prints the ensemble of an experiment."""
-    from ecgtune import experiment
+    from ecgtune import experiment, pipeline
     from ecgtune.report import format_ensemble
 
     plan = experiment.load_plan(args.experiment)
@@ -336,13 +318,14 @@ def run_ensemble(args: argparse.Namespace) -> int:
         max_members=args.max_members,
         folds=plan.folds if args.folds is None else args.folds,
         fold_members=args.fold_members or plan.fold_members, fold_epochs=args.fold_epochs or plan.fold_epochs,
-        predict_budget=plan.predict_budget if args.predict_budget is None else args.predict_budget or None)
+        predict_budget=plan.predict_budget if args.predict_budget is None else args.predict_budget or None,
+        refit=plan.refit and not args.no_refit)
     settings = None
-    if options.folds > 1:
+    if options.folds > 1 or options.refit:
         from ecgtune.trainables import tune_search
 
         tune_search.start_ray(args.address)
-        settings = search_settings(plan, args, args.experiment)
+        settings = pipeline.search_settings(plan, _resources(args), args.experiment)
     summary, bundle = experiment.ensemble_experiment(args.experiment, options, settings)
     print(format_ensemble(summary))
     print(f"ensemble: {args.experiment / experiment.ENSEMBLE_FILE}; bundle: {bundle}")
@@ -370,24 +353,6 @@ def run_predict(args: argparse.Namespace) -> int:
     write_submission(args.out, data.ids, values)
     print(f"wrote {args.out}: {len(data)} rows ({args.output})")
     return 0
-
-
-def search_settings(plan, args: argparse.Namespace, run_dir: Path):
-    """The plan plus this invocation's resources per trial (on resume, Ray keeps the experiment's saved
-    retry and concurrency settings)."""
-    from ecgtune.search_spaces import EpochBudget
-    from ecgtune.trainables import tune_search
-
-    gpus = args.gpus_per_trial
-    if gpus is None:
-        gpus = DEFAULT_GPUS_PER_TRIAL if tune_search.cluster_gpus() > 0 else 0.0
-    return tune_search.SearchSettings(
-        families=plan.families, name=run_dir.name, storage=plan.storage,
-        num_samples=plan.num_samples, time_budget_s=plan.time_budget_s, searcher=plan.searcher,
-        scheduler=plan.scheduler, grace_period=plan.grace_period, reduction_factor=plan.reduction_factor,
-        budget=EpochBudget(plan.min_epochs, plan.max_epochs), cpus_per_trial=args.cpus_per_trial,
-        gpus_per_trial=gpus, max_concurrent=args.max_concurrent, max_failures=args.max_failures, seed=plan.seed,
-    )
 
 
 def run_make_data(args: argparse.Namespace) -> int:

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import json
 import sys
-from dataclasses import asdict, dataclass, replace
+import time
+from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 
 import numpy as np
@@ -21,8 +22,10 @@ from ecgtune.errors import ConfigError, EcgtuneError
 
 PLAN_FILE, VALIDATION_FILE, ENSEMBLE_FILE, BUNDLE_DIR = "search.json", "validation.npz", "ensemble.json", "bundle"
 ENSEMBLE_PROBS_FILE, LEADERBOARD_FILE = "ensemble_probs.npz", "leaderboard.csv"
-DEFAULT_PREDICT_BUDGET = 1.5  # seconds per 10,000 beats: 20,000 predicted within 5 s on 2 cores (BENCHMARKS.md)
-COST_UNIT = "seconds to predict 10,000 beats in ONNX Runtime on the machine that built the ensemble"
+SMOKE_EPOCHS = (4, 6)  # enough steps on the smoke run's rows to learn more than the class prior
+COST_ROWS = 10_000  # a prediction budget is in seconds per this many beats
+COST_UNIT = ("seconds to predict 10,000 beats in ONNX Runtime, from the networks' multiply-accumulates and the "
+             "experiment's calibration of this machine")
 
 
 @dataclass(frozen=True)
@@ -39,14 +42,15 @@ class Plan:
     time_budget_s: float | None
     searcher: str
     scheduler: str
-    grace_period: int
+    grace_period_s: float | None    # ASHA's first rung in seconds (None: from the budget)
     reduction_factor: int
     min_epochs: int
     max_epochs: int
     folds: int = 0                  # >1: retrain the ensemble's configurations on this many folds of every row
     fold_members: int = 5           # how many of the ensemble's configurations to retrain
     fold_epochs: int | None = None  # epochs of each retraining (default: the configuration's own)
-    predict_budget: float | None = DEFAULT_PREDICT_BUDGET  # the ensemble's networks: seconds per 10,000 beats
+    predict_budget: float | None = None  # the ensemble's networks: seconds per 10,000 beats (None: no limit)
+    refit: bool = True              # retrain the ensemble's networks on every labelled row before export
 
 
 @dataclass(frozen=True)
@@ -62,7 +66,8 @@ class EnsembleOptions:
     folds: int = 0
     fold_members: int = 5
     fold_epochs: int | None = None
-    predict_budget: float | None = DEFAULT_PREDICT_BUDGET
+    predict_budget: float | None = None
+    refit: bool = True
 
 
 def plan_from_arguments(args, families: list[str], run_dir: Path, smoke: bool, default_rows: int,
@@ -70,8 +75,6 @@ def plan_from_arguments(args, families: list[str], run_dir: Path, smoke: bool, d
     """The plan the command line asks for; `--smoke` shrinks data, trials and epochs."""
     if args.min_epochs > args.max_epochs:
         raise EcgtuneError(f"--min-epochs {args.min_epochs} exceeds --max-epochs {args.max_epochs}")
-    if not smoke and args.grace_period > args.max_epochs:
-        raise EcgtuneError(f"--grace-period {args.grace_period} exceeds --max-epochs {args.max_epochs}")
     if args.reduction_factor < 2:
         raise EcgtuneError(f"--reduction-factor must be at least 2, got {args.reduction_factor}")
     budget_minutes = args.time_budget if args.time_budget and args.time_budget > 0 else None
@@ -89,14 +92,15 @@ def plan_from_arguments(args, families: list[str], run_dir: Path, smoke: bool, d
         time_budget_s=budget_minutes * 60 if budget_minutes else None,
         searcher=args.searcher,
         scheduler=args.scheduler,
-        grace_period=1 if smoke else args.grace_period,
+        grace_period_s=args.grace_period,
         reduction_factor=args.reduction_factor,
-        min_epochs=1 if smoke else args.min_epochs,
-        max_epochs=2 if smoke else args.max_epochs,
+        min_epochs=SMOKE_EPOCHS[0] if smoke else args.min_epochs,
+        max_epochs=SMOKE_EPOCHS[1] if smoke else args.max_epochs,
         folds=args.folds,
         fold_members=args.fold_members,
         fold_epochs=args.fold_epochs,
         predict_budget=args.predict_budget or None,
+        refit=not args.no_refit,
     )
 
 
@@ -110,11 +114,28 @@ def _read_plan_file(run_dir: Path) -> dict:
 
 
 def load_plan(run_dir: Path) -> Plan:
-    """The plan of the experiment in `run_dir` (one saved before prediction budgets existed has none)."""
+    """The plan of the experiment in `run_dir` (settings that an earlier version saved and this one no
+    longer has are ignored; one it lacks takes its default)."""
+    known = {field.name for field in fields(Plan)}
     try:
-        return Plan(**{"predict_budget": None, **_read_plan_file(run_dir)["plan"]})
+        saved = _read_plan_file(run_dir)["plan"]
+        return Plan(**{"grace_period_s": None, **{key: value for key, value in saved.items() if key in known}})
     except (KeyError, TypeError) as error:
         raise EcgtuneError(f"{run_dir / PLAN_FILE}: unreadable ({error})") from None
+
+
+def calibration(run_dir: Path) -> dict:
+    """Seconds per multiply-accumulate on the machine that built the experiment (see
+    `ecgtune.export.seconds_per_mac`), measured once and kept in search.json, so that rebuilding the
+    ensemble converts costs the same way on an idle machine and on a busy one."""
+    saved = _read_plan_file(run_dir)
+    if "calibration" not in saved:
+        from ecgtune.export import seconds_per_mac
+
+        saved["calibration"] = {"seconds_per_mac": seconds_per_mac(),
+                                "measured": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+        write_text_atomically(run_dir / PLAN_FILE, json.dumps(saved, indent=2))
+    return saved["calibration"]
 
 
 def saved_fingerprint(run_dir: Path) -> dict:
@@ -164,15 +185,19 @@ def save_plan(run_dir: Path, plan: Plan, data: HeartbeatData, val_rows: np.ndarr
     write_text_atomically(plan_path, json.dumps({"plan": asdict(plan), "data_fingerprint": current}, indent=2))
 
 
-def ensemble_experiment(run_dir: Path, options: EnsembleOptions, settings=None) -> tuple[dict, Path]:
+def ensemble_experiment(run_dir: Path, options: EnsembleOptions, settings=None,
+                        refit_seconds: float | None = None) -> tuple[dict, Path]:
     """Builds and exports the ensemble of a finished or interrupted experiment; returns its summary and
     the bundle's folder.
 
-    The ensemble is selected from the search's checkpoints on the validation rows. With
-    `options.folds` > 1 its heaviest configurations are then retrained on that many folds of every row
-    (a Ray Tune experiment run with `settings`, a `tune_search.SearchSettings`), and the final
-    ensemble is selected and thresholded on their out-of-fold probabilities. The bundle is written
-    first; RUNS_DIR/NAME/ensemble.json and ensemble_probs.npz then describe it.
+    The ensemble is selected from the search's checkpoints on the validation rows, and so is its
+    decision rule. Then, with `options.folds` > 1, its heaviest configurations are retrained on that
+    many folds of every row and the final ensemble is selected and thresholded on their out-of-fold
+    probabilities; otherwise, with `options.refit`, its networks are retrained on every labelled row
+    (training and validation) and the refit networks are what ships (AutoGluon's refit_full). Both
+    retrainings are Ray Tune experiments run with `settings` (a `tune_search.SearchSettings`);
+    `refit_seconds` bounds the refit. The bundle is written first; RUNS_DIR/NAME/ensemble.json and
+    ensemble_probs.npz then describe it.
     """
     from ecgtune.ensemble import load_library
     from ecgtune.export import export_bundle
@@ -181,16 +206,19 @@ def ensemble_experiment(run_dir: Path, options: EnsembleOptions, settings=None) 
     if "://" in plan.storage:
         raise EcgtuneError(f"the trials of {run_dir} are in {plan.storage}; copy them into a local folder and "
                            "point search.json's storage at it")
-    if options.folds > 1 and settings is None:
-        raise ConfigError("cross-fitting (folds > 1) needs the settings its Ray trials run with")
+    if (options.folds > 1 or options.refit) and settings is None:
+        raise ConfigError("retraining (folds > 1 or refit) needs the settings its Ray trials run with")
     try:
         labels = np.load(run_dir / VALIDATION_FILE, allow_pickle=False)["labels"]
     except (OSError, ValueError, KeyError) as error:
         raise EcgtuneError(f"{run_dir / VALIDATION_FILE}: unreadable ({error})") from None
-    members = load_library(Path(plan.storage) / run_dir.name, len(labels), options.top_k)
-    summary, probs = _build(members, labels, options, copies=max(1, options.folds))
+    members = load_library(Path(plan.storage) / run_dir.name, labels, options.top_k)
+    seconds_per_mac = calibration(run_dir)["seconds_per_mac"]
+    summary, probs = _build(members, labels, options, seconds_per_mac, copies=max(1, options.folds))
     if options.folds > 1:
-        summary, probs, labels = _cross_fit(run_dir, plan, summary, options, settings)
+        summary, probs, labels = _cross_fit(run_dir, plan, summary, options, settings, seconds_per_mac)
+    elif options.refit:
+        summary = _refit(run_dir, plan, summary, members, settings, refit_seconds)
     bundle = export_bundle(summary, run_dir / BUNDLE_DIR, saved_fingerprint(run_dir))
     with atomic_path(run_dir / ENSEMBLE_PROBS_FILE) as temporary, open(temporary, "wb") as stream:
         np.savez(stream, probs=probs.astype(np.float32), labels=labels)
@@ -198,52 +226,139 @@ def ensemble_experiment(run_dir: Path, options: EnsembleOptions, settings=None) 
     return summary, bundle
 
 
-def _build(members: list, labels: np.ndarray, options: EnsembleOptions, copies: int = 1) -> tuple[dict, np.ndarray]:
-    """`build_ensemble` with the options, its networks' prediction time measured and within the budget.
-    `copies`: how many networks each member will become (the folds, before cross-fitting)."""
+def _build(members: list, labels: np.ndarray, options: EnsembleOptions, seconds_per_mac: float,
+           copies: int = 1) -> tuple[dict, np.ndarray]:
+    """`build_ensemble` with the options. A member's cost is its networks' multiply-accumulates per beat
+    (`copies`: how many networks each member will become, the folds before cross-fitting), so the same
+    experiment gives the same ensemble on any machine load; the prediction budget is converted to
+    them with the experiment's calibration."""
     from ecgtune.ensemble import build_ensemble
-    from ecgtune.export import prediction_seconds
+    from ecgtune.models.cost import network_macs
 
-    summary, probs = build_ensemble(members, labels, options.size, options.bagging_rounds, options.rule_folds,
-                                    options.seed, options.max_members, options.predict_budget,
-                                    lambda member: copies * prediction_seconds(list(member.checkpoints)))
-    if options.predict_budget is not None and summary["cost"] > options.predict_budget:
+    def macs(member) -> float:
+        described = member.description
+        return copies * network_macs(described["family"], described["model_config"], described["n_classes"],
+                                     described["signal_length"])
+
+    budget = options.predict_budget
+    limit = None if budget is None else budget / (seconds_per_mac * COST_ROWS)
+    summary, probs = build_ensemble(members, labels, size=options.size, bagging_rounds=options.bagging_rounds,
+                                    decision_folds=options.rule_folds, seed=options.seed,
+                                    max_members=options.max_members, max_cost=limit, member_cost=macs)
+    summary.update(cost_unit=COST_UNIT, seconds_per_mac=seconds_per_mac,
+                   predict_seconds=summary["cost"] * seconds_per_mac * COST_ROWS, predict_budget=budget)
+    for member in summary["members"]:
+        member["predict_seconds"] = member["cost"] * seconds_per_mac * COST_ROWS
+    if budget is not None and summary["predict_seconds"] > budget:
         counted = f", each counted {copies} times for --folds {copies}" if copies > 1 else ""
-        print(f"warning: no network predicts within --predict-budget {options.predict_budget:g} ({COST_UNIT}"
-              f"{counted}); the ensemble is the fastest one alone, {summary['cost']:.2f} s. Raise the budget, or "
-              "give 0 for no limit.", file=sys.stderr)
-    return {**summary, "cost_unit": COST_UNIT}, probs
+        print(f"warning: no network predicts within --predict-budget {budget:g} ({COST_UNIT}{counted}); the "
+              f"ensemble is the cheapest one alone, {summary['predict_seconds']:.2f} s. Raise the budget, or give 0 "
+              "for no limit.", file=sys.stderr)
+    return summary, probs
 
 
-def _cross_fit(run_dir: Path, plan: Plan, holdout: dict, options: EnsembleOptions, settings):
+def _checkpoint_description(checkpoint: str) -> dict:
+    from ecgtune.ensemble.library import CONFIG_FILE
+
+    config_path = Path(checkpoint) / CONFIG_FILE
+    try:
+        return json.loads(config_path.read_text())
+    except (OSError, ValueError) as error:
+        raise EcgtuneError(f"{config_path}: unreadable checkpoint description ({error})") from None
+
+
+def _retraining_settings(settings, plan: Plan, run_dir: Path, kind: str, request: dict):
+    """Settings of a retraining experiment named after the run and a hash of what it trains, so that
+    the same request resumes the same experiment and another one starts afresh."""
+    digest = xxhash.xxh3_64_hexdigest(json.dumps(request, sort_keys=True).encode())[:8]
+    return replace(settings, name=f"{run_dir.name}-{kind}-{digest}", storage=plan.storage)
+
+
+def _cross_fit(run_dir: Path, plan: Plan, holdout: dict, options: EnsembleOptions, settings, seconds_per_mac: float):
     from ecgtune.data import kfold_splits
     from ecgtune.ensemble import load_fold_library
-    from ecgtune.ensemble.library import CONFIG_FILE
-    from ecgtune.trainables.tune_folds import run_cross_fit
+    from ecgtune.trainables.tune_folds import retrain
 
     configs = {}
     for member in holdout["members"][:options.fold_members]:
-        config_path = Path(member["checkpoints"][0]) / CONFIG_FILE
         try:
-            config = json.loads(config_path.read_text())["sampled"]
+            config = _checkpoint_description(member["checkpoints"][0])["sampled"]
             train = {**config["train"], "keep": "last"}
-        except (OSError, ValueError, KeyError, TypeError) as error:
-            raise EcgtuneError(f"{config_path}: unreadable checkpoint description ({error})") from None
+        except (KeyError, TypeError) as error:
+            raise EcgtuneError(f"{member['checkpoints'][0]}: unreadable checkpoint description ({error})") from None
         if options.fold_epochs:
             train["epochs"] = options.fold_epochs
         configs[member["trial"]] = {**config, "train": train}
     data = load_data(plan)
     check_unchanged(run_dir, plan, data)
     folds = kfold_splits(data.labels, options.folds, seed=plan.seed)
-    request = json.dumps({"folds": options.folds, "configs": configs}, sort_keys=True)
-    grid_hash = xxhash.xxh3_64_hexdigest(request.encode())[:8]
-    settings = replace(settings, name=f"{run_dir.name}-folds{options.folds}-{grid_hash}", storage=plan.storage)
+    settings = _retraining_settings(settings, plan, run_dir, f"folds{options.folds}",
+                                    {"folds": options.folds, "configs": configs})
     print(f"cross-fitting: {len(configs)} configuration(s) x {options.folds} folds of {len(data)} rows = "
           f"{len(configs) * options.folds} trainings in {settings.experiment_path}", file=sys.stderr)
-    run_cross_fit(settings, data, configs, folds)
+    failed = retrain(settings, data, configs, folds)
+    if failed:
+        raise EcgtuneError(f"{len(failed)} fold training(s) failed or diverged: {', '.join(failed)}. A failure: see "
+                           "error.txt there and run the same command again to retry it; a divergence: retrain "
+                           "fewer configurations (--fold-members)")
     members = load_fold_library(Path(settings.experiment_path), list(configs), [held for _, held in folds], data.labels)
-    summary, probs = _build(members, data.labels, options)
+    summary, probs = _build(members, data.labels, options, seconds_per_mac)
     summary["cross_fitted"] = {"folds": options.folds, "epochs": options.fold_epochs,
                                "experiment": settings.experiment_path}
     summary["holdout"] = {key: holdout[key] for key in ("members", "scores", "validation_rows")}
     return summary, probs, data.labels
+
+
+REFIT_EMA_HORIZON = 0.1  # the refit networks keep a moving average of their weights over the last tenth
+
+
+def _refit(run_dir: Path, plan: Plan, summary: dict, members: list, settings, seconds: float | None) -> dict:
+    """Retrains each network of the ensemble on every labelled row, for the epochs its trial's best
+    epoch found (the same passes over more rows, so its steps grow with the rows), keeping averaged
+    weights; the refit networks replace the search's in the bundle. Selection and the decision rule
+    stay those fitted on the search's validation predictions. Within `seconds`, networks are refit
+    heaviest first while their estimated time (from their trial's pace) fits; a network whose refit
+    did not finish ships as the search trained it."""
+    from ecgtune.ensemble.library import fold_trial_name, latest_checkpoints
+    from ecgtune.trainables.tune_folds import retrain
+    from ecgtune.trainables.tune_search import trial_slots
+
+    data = load_data(plan)
+    check_unchanged(run_dir, plan, data)
+    described = {member.trial: member.description for member in members}
+    configs, planned, slots = {}, 0.0, trial_slots(settings)
+    for member in summary["members"]:
+        description = described[member["trial"]]
+        epochs = max(1, int(description["best_epoch"]))
+        pace = description.get("seconds", 0.0) / max(1, description.get("epochs_trained", 1)
+                                                     * description.get("training_rows", len(data)))
+        estimate = pace * len(data) * epochs / slots
+        if seconds is not None and planned + estimate > seconds:
+            continue
+        planned += estimate
+        sampled = description["sampled"]
+        train = {**sampled["train"], "epochs": epochs, "keep": "last", "ema_horizon": REFIT_EMA_HORIZON}
+        configs[member["trial"]] = {**sampled, "train": train}
+    summary["refit"] = {"rows": len(data), "planned_seconds": planned, "networks": 0}
+    if not configs:
+        print("refit: no time left to retrain any network on every row; the search's networks ship", file=sys.stderr)
+        return summary
+    settings = _retraining_settings(settings, plan, run_dir, "refit", {"configs": configs})
+    print(f"refit: {len(configs)} of {len(summary['members'])} network(s) retrained on all {len(data)} labelled rows "
+          f"in {settings.experiment_path}", file=sys.stderr)
+    every_row = [(np.arange(len(data)), np.empty(0, dtype=np.int64))]
+    retrain(settings, data, configs, every_row, time_budget_s=seconds)
+    newest = {folder.parent.name: folder for folder in latest_checkpoints(Path(settings.experiment_path))}
+    for member in summary["members"]:
+        folder = newest.get(fold_trial_name(member["trial"], 0))
+        finished = (folder is not None and member["trial"] in configs and
+                    _checkpoint_description(str(folder)).get("epochs_trained") == configs[member["trial"]]["train"]["epochs"])
+        member["refit"] = finished
+        if finished:
+            member["search_checkpoints"], member["checkpoints"] = member["checkpoints"], [str(folder)]
+            summary["refit"]["networks"] += 1
+    summary["refit"]["experiment"] = settings.experiment_path
+    if summary["refit"]["networks"] < len(configs):
+        print(f"warning: {len(configs) - summary['refit']['networks']} refit(s) did not finish in time; those "
+              "networks ship as the search trained them", file=sys.stderr)
+    return summary

@@ -1,6 +1,6 @@
 """Export of an ensemble as a bundle (see `ecgtune.bundle`): the members loaded from their
 checkpoints, combined in one PyTorch module, written as one ONNX graph and checked against PyTorch.
-Also the cost of a member: the time its networks take to predict, measured the way `predict` runs."""
+Also the calibration that turns a network's multiply-accumulates into seconds on this machine."""
 
 from __future__ import annotations
 
@@ -24,7 +24,7 @@ from ecgtune.errors import EcgtuneError
 from ecgtune.models import create_model
 
 PARITY_TOLERANCE = 1e-4
-COST_ROWS = 10_000  # a member's cost: seconds to predict this many beats
+CALIBRATION_LENGTH = 205  # samples per beat of the calibration's reference network
 
 
 class WeightedSoftmaxAverage(torch.nn.Module):
@@ -51,27 +51,28 @@ def load_member(checkpoint: Path):
     return model.eval(), described
 
 
-def prediction_seconds(checkpoints: list[Path], timed_rows: int = 2048, repeats: int = 3) -> float:
-    """Seconds the networks of `checkpoints` take to predict COST_ROWS beats on this machine, in ONNX
-    Runtime as `predict` runs them: the first network timed on `timed_rows` random beats (the best of
-    `repeats`), scaled, times the number of checkpoints (the fold models of one configuration share
-    its architecture)."""
-    network, described = load_member(Path(checkpoints[0]))
-    probe = torch.rand(8, described["signal_length"])
+def seconds_per_mac(timed_rows: int = 4096, repeats: int = 5) -> float:
+    """This machine's calibration: seconds per multiply-accumulate of a reference network (the default
+    dilated_cnn) predicting in ONNX Runtime as `predict` runs it, the best of `repeats` timings. Measured
+    once per experiment, it turns a network's deterministic cost into seconds people can read."""
+    from ecgtune.models.cost import count_macs
+
+    network = create_model("dilated_cnn").eval()
+    probe = torch.rand(8, CALIBRATION_LENGTH)
     graph = io.BytesIO()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         torch.onnx.export(network, (probe,), graph, input_names=["signals"], opset_version=17, dynamo=False,
                           dynamic_axes={"signals": {0: "batch"}})
     session = open_session(graph.getvalue())
-    beats = np.random.default_rng(0).random((timed_rows, described["signal_length"]), dtype=np.float32)
+    beats = np.random.default_rng(0).random((timed_rows, CALIBRATION_LENGTH), dtype=np.float32)
     run_in_batches(session, beats[:64])
     timings = []
     for _ in range(repeats):
         started = time.perf_counter()
         run_in_batches(session, beats)
         timings.append(time.perf_counter() - started)
-    return min(timings) * COST_ROWS / timed_rows * len(checkpoints)
+    return min(timings) / (timed_rows * count_macs(network, CALIBRATION_LENGTH))
 
 
 def export_bundle(summary: dict, out_dir: Path, data_fingerprint: dict, seed: int = 0) -> Path:

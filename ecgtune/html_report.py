@@ -24,7 +24,7 @@ import numpy as np
 from ecgtune.atomic import write_text_atomically
 from ecgtune.errors import EcgtuneError
 from ecgtune.experiment import ENSEMBLE_FILE, ENSEMBLE_PROBS_FILE, LEADERBOARD_FILE, Plan, load_plan, saved_fingerprint
-from ecgtune.report import LEADERBOARD_COLUMNS, format_prediction_cost, leaderboard_tables
+from ecgtune.report import LEADERBOARD_COLUMNS, format_prediction_cost, leaderboard_tables, member_columns, member_rows
 
 REPORT_FILE = "report.html"
 MIN_TRIALS_FOR_IMPORTANCE = 4
@@ -34,23 +34,29 @@ SELECTION, HONEST = "selection", "honest"
 HOLDOUT_TRUST = {
     "best_single_argmax": (SELECTION, "the search ranked its trials on these rows"),
     "best_single_median_rule": (SELECTION, "the search ranked its trials on these rows"),
+    "best_single_learned_rule": (SELECTION, "the search ranked its trials on these rows; thresholds fitted on them"),
     "ensemble_argmax": (SELECTION, "members and weights chosen on these rows"),
     "ensemble_median_rule": (SELECTION, "members and weights chosen on these rows"),
     "ensemble_learned_rule": (SELECTION, "members, weights and thresholds fitted on these rows"),
     "ensemble_learned_rule_cross_fitted": (HONEST + " for the rule",
                                            "thresholds scored on folds they were not fitted on; members "
                                            "still chosen on these rows"),
+    "unlimited_ensemble_learned_rule": (SELECTION, "what the ensemble would score without the prediction-cost "
+                                                   "limit; members, weights and thresholds fitted on these rows"),
 }
 OUT_OF_FOLD = "no network trained on the row it predicts, but the configurations were chosen on part of these rows"
 CROSS_FITTED_TRUST = {
     "best_single_argmax": (SELECTION, f"the best of the retrained configurations on these rows; {OUT_OF_FOLD}"),
     "best_single_median_rule": (SELECTION, f"the best of the retrained configurations on these rows; {OUT_OF_FOLD}"),
+    "best_single_learned_rule": (SELECTION, f"the best of the retrained configurations, thresholds fitted on these "
+                                            f"rows; {OUT_OF_FOLD}"),
     "ensemble_argmax": (SELECTION, f"weights fitted on these rows; {OUT_OF_FOLD}"),
     "ensemble_median_rule": (SELECTION, f"weights fitted on these rows; {OUT_OF_FOLD}"),
     "ensemble_learned_rule": (SELECTION, f"weights and thresholds fitted on these rows; {OUT_OF_FOLD}"),
     "ensemble_learned_rule_cross_fitted": (HONEST + " for the rule",
                                            f"thresholds scored on folds they were not fitted on; weights fitted on "
                                            f"these rows; {OUT_OF_FOLD}"),
+    "unlimited_ensemble_learned_rule": (SELECTION, f"without the prediction-cost limit; {OUT_OF_FOLD}"),
 }
 
 
@@ -63,7 +69,7 @@ def write_report(run_dir: Path) -> Path:
     histories = read_histories(Path(plan.storage) / run_dir.name) if "://" not in plan.storage else {}
     summary_path = run_dir / ENSEMBLE_FILE
     summary = _read(summary_path, lambda path: json.loads(path.read_text())) if summary_path.exists() else None
-    sections = [_leaderboard(run_dir), _progress(histories), _importances(histories, plan)]
+    sections = [_timings(run_dir), _leaderboard(run_dir), _progress(histories), _importances(histories, plan)]
     try:
         sections.insert(0, _overview(run_dir, plan, histories, summary))
         if summary is not None:
@@ -166,6 +172,30 @@ def _overview(run_dir: Path, plan: Plan, histories: dict, summary: dict | None) 
                                   f"{summary['validation_rows']} rows with the decision rule cross-fitted"))
     rows = "".join(f"<tr><th>{html.escape(k)}</th><td>{html.escape(str(v))}</td></tr>" for k, v in facts)
     return f"<h1>Experiment {html.escape(run_dir.name)}</h1><table class='facts'>{rows}</table>"
+
+
+def _timings(run_dir: Path) -> str:
+    """How the run spent its time budget, stage by stage (search writes timings.json)."""
+    from ecgtune.pipeline import TIMINGS_FILE
+
+    path = run_dir / TIMINGS_FILE
+    if not path.exists():
+        return ""
+    timings = _read(path, lambda p: json.loads(p.read_text()))
+    try:
+        stages = {str(name): float(seconds) for name, seconds in timings["stages"].items()}
+        budget = timings["budget_s"]
+    except (KeyError, TypeError, ValueError, AttributeError) as error:
+        raise EcgtuneError(f"{path}: unreadable ({error!r})") from None
+    rows = [{"stage": name, "seconds": seconds, "share": seconds / budget if budget else float("nan")}
+            for name, seconds in stages.items()]
+    rows.append({"stage": "all stages", "seconds": sum(stages.values()), "share": sum(stages.values()) / budget
+                 if budget else float("nan")})
+    said = f"a budget of {budget / 60:g} minutes" if budget else "no time budget"
+    return (f"<h2>Time</h2><p>How the run spent {said} (the search's share is what was left after the "
+            "refit's share and the finishing stages' reserve).</p>"
+            + _table(rows, (("stage", "stage", "{}"), ("seconds", "seconds", "{:.1f}"),
+                            ("share", "share of the budget", "{:.0%}"))))
 
 
 def _leaderboard(run_dir: Path) -> str:
@@ -291,19 +321,17 @@ def _members(summary: dict) -> str:
     if kept is None:
         path_axis.set(title="Greedy selection, every bagging round in turn")
     else:
-        path_axis.axvline(kept, color="#e15759", linestyle="--", label=f"kept: first {kept} steps")
+        path_axis.axvline(kept, color="#e15759", linestyle="--", label=f"kept: first {kept} steps (later gains "
+                                                                       "within noise)")
         path_axis.legend(fontsize=8)
         path_axis.set(title="Greedy selection trajectory")
-    path_axis.set(xlabel="selection step", ylabel="abs-sum after 0.5 rule")
-    columns = (("family", "family", "{}"), ("trial", "trial", "{}"), ("models", "models", "{:.0f}"),
-               ("weight", "weight", "{:.3f}"), ("val_abs_sum", "member abs-sum", "{:.1f}"))
-    if "cost" in summary:
-        columns += (("cost", "predict s / 10k beats", "{:.2f}"),)
-    table = _table([{**m, "models": len(m["checkpoints"])} for m in members], columns)
+    path_axis.set(xlabel="selection step", ylabel="abs-sum, argmax")
+    table = _table(member_rows(summary), member_columns(summary))
     library = (f"{len(summary['library'])} configurations retrained on {summary['cross_fitted']['folds']} folds"
                if summary.get("cross_fitted") else f"{len(summary['library'])} checkpoints")
     return ("<h2>Ensemble</h2><p>Greedy forward selection with replacement (Caruana et al., 2004) from a library "
-            f"of {library}; the selection kept the best point of its trajectory.</p>"
+            f"of {library}, from the best member; a step was kept only when a bootstrap over the rows found it "
+            "better than the last kept one in 90 % of resamples.</p>"
             + _image(figure) + table + f"<p>{html.escape(format_prediction_cost(summary))}</p>")
 
 

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import numpy as np
 
+EPSILON = 1e-7  # probabilities are clipped here before a logarithm
+
 
 def one_hot(labels: np.ndarray, n_classes: int) -> np.ndarray:
     """Returns the (n, n_classes) float32 one-hot encoding of integer labels."""
@@ -44,7 +46,7 @@ def threshold_decisions(probs: np.ndarray, thresholds: float | np.ndarray = 0.5)
     return decisions
 
 
-def log_loss(probs: np.ndarray, labels: np.ndarray, eps: float = 1e-7) -> float:
+def log_loss(probs: np.ndarray, labels: np.ndarray, eps: float = EPSILON) -> float:
     """Mean negative log-probability of the true class."""
     probs = np.asarray(probs, dtype=np.float64)
     true_class_probs = probs[np.arange(len(labels)), np.asarray(labels, dtype=np.int64)]
@@ -65,3 +67,13 @@ def classification_report(probs: np.ndarray, labels: np.ndarray) -> dict[str, fl
         "log_loss": log_loss(probs, labels),
         "accuracy": accuracy(probs, labels),
     }
+
+
+def prior_baseline(labels: np.ndarray, n_classes: int) -> dict[str, float]:
+    """What always predicting the class prior of `labels` scores on them: the abs-sum of always deciding
+    the majority class, and the log-loss of the prior probabilities. A model that does no better on
+    either has learned nothing from the signals."""
+    labels = np.asarray(labels, dtype=np.int64)
+    prior = np.bincount(labels, minlength=n_classes) / len(labels)
+    return {"abs_sum": abs_sum(argmax_decisions(np.tile(prior, (len(labels), 1))), labels),
+            "log_loss": log_loss(np.tile(prior, (len(labels), 1)), labels)}

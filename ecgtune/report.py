@@ -73,11 +73,7 @@ def format_ensemble(summary: dict) -> str:
 
     cross_fitted = summary.get("cross_fitted")
     rows_scored = "out-of-fold" if cross_fitted else "validation"
-    columns = (("family", "family", "{}"), ("trial", "trial", "{}"), ("models", "models", "{:d}"),
-               ("weight", "weight", "{:.3f}"), ("val_abs_sum", f"member {rows_scored} abs-sum", "{:.1f}"))
-    if "cost" in summary:
-        columns += (("cost", "predict s / 10k beats", "{:.2f}"),)
-    members = format_table([{**m, "models": len(m["checkpoints"])} for m in summary["members"]], columns=columns)
+    members = format_table(member_rows(summary), columns=member_columns(summary))
     scores = format_table(
         [{"stage": SCORE_TITLES[key], "abs_sum": value} for key, value in summary["scores"].items()],
         columns=(("stage", "stage", "{}"),
@@ -99,12 +95,38 @@ def format_ensemble(summary: dict) -> str:
             f"rows below every threshold: {rule['fallback']}\n\n{scores}\n{caveat}")
 
 
+def member_columns(summary: dict) -> tuple:
+    """The columns of the ensemble's members table (terminal and report)."""
+    rows_scored = "out-of-fold" if summary.get("cross_fitted") else "validation"
+    columns = (("family", "family", "{}"), ("trial", "trial", "{}"), ("models", "models", "{:.0f}"),
+               ("weight", "weight", "{:.3f}"), ("val_abs_sum", f"member {rows_scored} abs-sum", "{:.1f}"))
+    if "refit" in summary:
+        columns += (("refit", "refit on every row", "{}"),)
+    if "predict_seconds" in summary:
+        columns += (("mmacs", "MMAC per beat", "{:.2f}"), ("predict_seconds", "predict s / 10k beats", "{:.2f}"))
+    return columns
+
+
+def member_rows(summary: dict) -> list[dict]:
+    """One row per member of the ensemble, for `member_columns`."""
+    return [{**member, "models": len(member["checkpoints"]), "mmacs": member.get("cost", 0) / 1e6,
+             "refit": "yes" if member.get("refit") else "no"} for member in summary["members"]]
+
+
 def format_prediction_cost(summary: dict) -> str:
-    """One line: how long the ensemble's networks take to predict, and the budget they were chosen within."""
-    if "cost" not in summary:
-        return "(prediction time not measured: built by an earlier version)"
-    budget = f"budget {summary['cost_limit']:g} s" if summary.get("cost_limit") else "no budget"
-    return f"Prediction time of all networks: {summary['cost']:.2f} s ({budget}); in {summary['cost_unit']}"
+    """How long the ensemble's networks take to predict, the budget they were chosen within, and what
+    that budget cost in validation abs-sum."""
+    if "predict_seconds" not in summary:
+        return "(prediction cost not computed: built by an earlier version)"
+    budget = summary.get("predict_budget")
+    line = (f"Prediction time of all networks: {summary['predict_seconds']:.2f} s "
+            f"({f'budget {budget:g} s' if budget else 'no budget'}); in {summary['cost_unit']}")
+    unlimited = summary["scores"].get("unlimited_ensemble_learned_rule")
+    if unlimited is not None:
+        price = summary["scores"]["ensemble_learned_rule"] - unlimited
+        line += (f"\nThe limit costs {price:.1f} in validation abs-sum ({unlimited:.1f} without it)" if price > 0
+                 else "\nThe limit costs nothing in validation abs-sum")
+    return line
 
 
 def write_submission(path: Path, ids: np.ndarray, values: np.ndarray) -> None:

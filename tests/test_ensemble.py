@@ -21,7 +21,7 @@ def _library(n_members=8, n_rows=600, n_classes=4, seed=0):
 
 
 def _single_scores(members, labels):
-    return [abs_sum(threshold_decisions(m), labels) for m in members]
+    return [abs_sum(argmax_decisions(m), labels) for m in members]
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
@@ -29,7 +29,7 @@ def _single_scores(members, labels):
 def test_never_worse_than_the_best_single_member(seed, bagging_rounds):
     members, labels = _library(seed=seed)
     selector = EnsembleSelection(size=15, bagging_rounds=bagging_rounds, random_state=seed).fit(members, labels)
-    ensemble = abs_sum(threshold_decisions(selector.predict_proba(members)), labels)
+    ensemble = abs_sum(argmax_decisions(selector.predict_proba(members)), labels)
     if bagging_rounds == 0:
         assert ensemble <= min(_single_scores(members, labels))
     assert selector.weights_.sum() == pytest.approx(1.0) and (selector.weights_ >= 0).all()
@@ -38,9 +38,22 @@ def test_never_worse_than_the_best_single_member(seed, bagging_rounds):
 def test_independent_errors_average_out():
     members, labels = _library(n_members=6, seed=3)
     selector = EnsembleSelection(size=20).fit(members, labels)
-    ensemble = abs_sum(threshold_decisions(selector.predict_proba(members)), labels)
+    ensemble = abs_sum(argmax_decisions(selector.predict_proba(members)), labels)
     assert ensemble < min(_single_scores(members, labels))
     assert (selector.weights_ > 0).sum() >= 2
+
+
+def test_a_member_that_helps_only_by_noise_is_not_kept():
+    """Two near-copies of the best member: blending them changes a handful of rows, which the
+    bootstrap cannot tell from luck, so the ensemble stays the best member alone."""
+    members, labels = _library(n_members=1, n_rows=2000, seed=11)
+    rng = np.random.default_rng(0)
+    twin = np.clip(members[0] + rng.normal(0, 0.02, members[0].shape), 1e-6, None)
+    library = np.stack([members[0], twin / twin.sum(axis=1, keepdims=True)])
+    selector = EnsembleSelection(size=10).fit(library, labels)
+    assert selector.kept_steps_ == 1 and (selector.weights_ > 0).sum() == 1
+    lenient = EnsembleSelection(size=10, min_confidence=0.0).fit(library, labels)
+    assert lenient.kept_steps_ > 1
 
 
 @pytest.mark.parametrize("cap", [1, 2, 3])
@@ -49,7 +62,7 @@ def test_max_members_caps_the_distinct_members(cap):
     free = EnsembleSelection(size=20).fit(members, labels)
     capped = EnsembleSelection(size=20, max_members=cap).fit(members, labels)
     assert (capped.weights_ > 0).sum() <= cap < (free.weights_ > 0).sum()
-    capped_score = abs_sum(threshold_decisions(capped.predict_proba(members)), labels)
+    capped_score = abs_sum(argmax_decisions(capped.predict_proba(members)), labels)
     assert capped_score <= min(_single_scores(members, labels))
 
 
@@ -67,7 +80,7 @@ def test_a_cost_limit_bounds_the_distinct_members_costs():
     limited = EnsembleSelection(size=20, max_cost=3.0).fit(members, labels, member_cost=cost_of)
     assert costs[limited.weights_ > 0].sum() <= 3.0
     assert len(asked) == len(set(asked)), "each member's cost is asked once"
-    limited_score = abs_sum(threshold_decisions(limited.predict_proba(members)), labels)
+    limited_score = abs_sum(argmax_decisions(limited.predict_proba(members)), labels)
     assert limited_score <= min(_single_scores(members[costs <= 3.0], labels))
 
 
@@ -101,13 +114,15 @@ def test_deterministic_for_a_seed():
     assert first.trajectory_ == second.trajectory_
 
 
-def test_trajectory_records_every_step():
-    members, labels = _library(seed=5)
-    selector = EnsembleSelection(size=12, n_init=3).fit(members, labels)
+@pytest.mark.parametrize("seed", [5, 6])
+def test_selection_starts_from_the_best_member_and_records_every_step(seed):
+    members, labels = _library(seed=seed)
+    selector = EnsembleSelection(size=12).fit(members, labels)
     assert len(selector.trajectory_) == 12
-    assert {"member", "abs_sum", "log_loss"} <= set(selector.trajectory_[0])
+    assert {"member", "abs_sum", "log_loss", "kept"} <= set(selector.trajectory_[0])
     best_single = int(np.argmin(_single_scores(members, labels)))
-    assert selector.trajectory_[0]["member"] == best_single
+    assert selector.trajectory_[0]["member"] == selector.start_ == best_single
+    assert sum(step["kept"] for step in selector.trajectory_) <= selector.kept_steps_
 
 
 def test_a_member_with_nan_is_refused():
@@ -154,28 +169,46 @@ def test_fallbacks():
     np.testing.assert_array_equal(DecisionRule(np.full(4, 0.5), "zeros").decide(probs)[1], [1, 0, 0, 0])
 
 
-def _write_checkpoint(folder, family, abs_sum_value, probs):
+def _write_checkpoint(folder, family, abs_sum_value, probs, log_loss_value=0.1):
     import json
 
     folder.mkdir(parents=True)
-    (folder / "config.json").write_text(json.dumps({"family": family,
-                                                    "best_metrics": {"abs_sum": abs_sum_value, "log_loss": 0.1}}))
+    (folder / "config.json").write_text(json.dumps({
+        "family": family, "best_metrics": {"abs_sum": abs_sum_value, "log_loss": log_loss_value}}))
     np.save(folder / "val_probs.npy", probs)
+
+
+LIBRARY_LABELS = np.arange(50) % 4  # always deciding class 0 scores 2 x 37 = 74
 
 
 def test_library_keeps_the_top_k_and_the_best_of_every_family(tmp_path):
     from ecgtune.ensemble import load_library
 
-    probs = np.full((5, 4), 0.25)
+    probs = np.full((50, 4), 0.25)
     _write_checkpoint(tmp_path / "plain_cnn_a" / "checkpoint_000000", "plain_cnn", 30.0, probs)
     _write_checkpoint(tmp_path / "plain_cnn_a" / "checkpoint_000003", "plain_cnn", 10.0, probs)
     _write_checkpoint(tmp_path / "plain_cnn_b" / "checkpoint_000001", "plain_cnn", 12.0, probs)
     _write_checkpoint(tmp_path / "resnet1d_c" / "checkpoint_000001", "resnet1d", 50.0, probs)
     _write_checkpoint(tmp_path / "resnet1d_d" / "checkpoint_000001", "resnet1d", 40.0, probs)
-    library = load_library(tmp_path, n_rows=5, top_k=1)
+    library = load_library(tmp_path, LIBRARY_LABELS, top_k=1)
     assert [(m.trial, m.val_abs_sum) for m in library] == [("plain_cnn_a", 10.0), ("resnet1d_d", 40.0)]
     with pytest.raises(EcgtuneError, match="do not match the 7 rows they should cover"):
-        load_library(tmp_path, n_rows=7)
+        load_library(tmp_path, np.arange(7) % 4)
+
+
+def test_trials_no_better_than_the_class_prior_never_enter_the_library(tmp_path):
+    from ecgtune.ensemble import load_library
+
+    probs = np.full((50, 4), 0.25)
+    _write_checkpoint(tmp_path / "plain_cnn_a" / "checkpoint_000001", "plain_cnn", 20.0, probs)
+    _write_checkpoint(tmp_path / "plain_cnn_b" / "checkpoint_000001", "plain_cnn", 74.0, probs)  # majority class
+    _write_checkpoint(tmp_path / "resnet1d_c" / "checkpoint_000001", "resnet1d", 30.0, probs, log_loss_value=1.5)
+    with pytest.warns(UserWarning, match="2 trial"):
+        library = load_library(tmp_path, LIBRARY_LABELS)
+    assert [m.trial for m in library] == ["plain_cnn_a"]
+    (tmp_path / "plain_cnn_a" / "checkpoint_000001" / "config.json").unlink()
+    with pytest.raises(EcgtuneError, match="none of the 2 trials did better than always predicting the class prior"):
+        load_library(tmp_path, LIBRARY_LABELS)
 
 
 def test_fold_library_joins_each_configurations_out_of_fold_predictions(tmp_path):

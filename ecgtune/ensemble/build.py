@@ -15,48 +15,66 @@ from ecgtune.metrics import abs_sum, argmax_decisions, log_loss, threshold_decis
 SCORE_TITLES = {
     "best_single_argmax": "best single member, argmax",
     "best_single_median_rule": "best single member, 0.5 rule",
+    "best_single_learned_rule": "best single member, learned rule (fitted on these rows)",
     "ensemble_argmax": "ensemble, argmax",
     "ensemble_median_rule": "ensemble, 0.5 rule",
     "ensemble_learned_rule": "ensemble, learned rule (fitted on these rows)",
     "ensemble_learned_rule_cross_fitted": "ensemble, learned rule cross-fitted (honest for the rule)",
+    "unlimited_ensemble_learned_rule": "without the prediction-cost limit: ensemble, learned rule",
 }
 
 
-def build_ensemble(members: Sequence[Member], labels: np.ndarray, size: int = 25, bagging_rounds: int = 0,
+def build_ensemble(members: Sequence[Member], labels: np.ndarray, *, size: int = 25, bagging_rounds: int = 0,
                    decision_folds: int = 5, seed: int = 0, max_members: int | None = None,
                    max_cost: float | None = None,
                    member_cost: Callable[[Member], float] | None = None) -> tuple[dict, np.ndarray]:
     """Selects the ensemble on the validation rows, learns its decision rule, and scores every stage;
     returns the summary (JSON-ready) and the ensemble's validation probabilities.
 
-    All scores are validation abs-sums. Member selection used these same rows, so every ensemble figure
-    is optimistic; the cross-fitted one removes the optimism of the thresholds (fitted on K-1 folds,
-    scored on the held-out fold). With `member_cost` (say, the time a member takes to predict), the
-    chosen members' costs and their sum are in the summary, and `max_cost` bounds that sum.
+    `members` come best first (the leaderboard's order). All scores are validation abs-sums. What
+    ships is never worse on these rows than the best single member with its own learned rule: if the
+    ensemble is, that member alone is the ensemble. Member selection used these same rows, so every
+    ensemble figure is optimistic; the cross-fitted one removes the optimism of the thresholds
+    (fitted on K-1 folds, scored on the held-out fold). With `member_cost` (a deterministic cost per
+    member, such as its multiply-accumulates), the chosen members' costs and their sum are in the
+    summary, and `max_cost` bounds that sum; with a limit, the summary also says what the ensemble
+    would have scored without it.
     """
     library = np.stack([member.val_probs for member in members])
     cost_by_index = None if member_cost is None else lambda index: member_cost(members[index])
-    selector = EnsembleSelection(size=size, bagging_rounds=bagging_rounds, max_members=max_members,
-                                 max_cost=max_cost, random_state=seed).fit(library, labels, cost_by_index)
-    blended = selector.predict_proba(library)
-    rule = fit_decision_rule(blended, labels)
+    options = {"size": size, "bagging_rounds": bagging_rounds, "random_state": seed}
+    selector = EnsembleSelection(**options, max_members=max_members, max_cost=max_cost).fit(
+        library, labels, cost_by_index)
+    weights, blended, rule = _blend_and_rule(selector.weights_, library, labels)
+    start = selector.start_
+    single_rule = fit_decision_rule(library[start], labels)
+    single_score = abs_sum(single_rule.decide(library[start]), labels)
+    fell_back = abs_sum(rule.decide(blended), labels) > single_score
+    if fell_back:
+        weights, blended, rule = np.eye(len(members))[start], library[start], single_rule
     best = library[0]
+    best_rule = single_rule if start == 0 else fit_decision_rule(best, labels)
     scores = {
         "best_single_argmax": abs_sum(argmax_decisions(best), labels),
         "best_single_median_rule": abs_sum(threshold_decisions(best), labels),
+        "best_single_learned_rule": abs_sum(best_rule.decide(best), labels),
         "ensemble_argmax": abs_sum(argmax_decisions(blended), labels),
         "ensemble_median_rule": abs_sum(threshold_decisions(blended), labels),
         "ensemble_learned_rule": abs_sum(rule.decide(blended), labels),
         "ensemble_learned_rule_cross_fitted": cross_fitted_abs_sum(blended, labels, decision_folds, seed),
     }
+    if max_members is not None or max_cost is not None:
+        unlimited = EnsembleSelection(**options).fit(library, labels)
+        _, free_blend, free_rule = _blend_and_rule(unlimited.weights_, library, labels)
+        scores["unlimited_ensemble_learned_rule"] = min(abs_sum(free_rule.decide(free_blend), labels),
+                                                        scores["best_single_learned_rule"])
     chosen = [
         {"trial": member.trial, "family": member.family, "checkpoints": [str(path) for path in member.checkpoints],
-         "weight": float(selector.weights_[index]), "val_abs_sum": member.val_abs_sum,
-         "val_log_loss": member.val_log_loss}
-        for index, member in enumerate(members) if selector.weights_[index] > 0
+         "weight": float(weights[index]), "val_abs_sum": member.val_abs_sum, "val_log_loss": member.val_log_loss}
+        for index, member in enumerate(members) if weights[index] > 0
     ]
     if cost_by_index is not None:
-        for index, described in zip(np.flatnonzero(selector.weights_ > 0), chosen):
+        for index, described in zip(np.flatnonzero(weights > 0), chosen):
             described["cost"] = selector.costs_[index] if index in selector.costs_ else cost_by_index(index)
     summary = {
         "members": sorted(chosen, key=lambda m: -m["weight"]),
@@ -65,9 +83,16 @@ def build_ensemble(members: Sequence[Member], labels: np.ndarray, size: int = 25
         "validation_rows": int(len(labels)),
         "ensemble_log_loss": log_loss(blended, labels),
         "trajectory": selector.trajectory_,
-        "kept_steps": selector.kept_steps_,
+        "kept_steps": None if fell_back else selector.kept_steps_,
+        "fell_back_to_best_single": bool(fell_back),
         "library": [member.trial for member in members],
     }
     if cost_by_index is not None:
         summary.update(cost=sum(member["cost"] for member in chosen), cost_limit=max_cost)
     return summary, blended
+
+
+def _blend_and_rule(weights: np.ndarray, library: np.ndarray, labels: np.ndarray):
+    blended = np.tensordot(weights, library, axes=1)
+    return weights, blended, fit_decision_rule(blended, labels)
+

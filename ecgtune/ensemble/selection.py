@@ -1,9 +1,15 @@
 """Ensemble selection from a library of models (Caruana et al., 2004), as a small numpy estimator.
 
-Greedy forward selection with replacement: start from the N best members, then repeatedly add the
-member whose addition gives the lowest validation abs-sum after the decision rule (0.5 thresholds,
-all-zero fallback), ties broken by log-loss and then by member index. The ensemble kept is the best
-point of the trajectory, so it is never worse on the selection data than the best single member.
+Greedy forward selection with replacement. It starts from the best member (lowest validation abs-sum
+of argmax decisions, ties by log-loss, then by member index: the leaderboard's order) and repeatedly
+adds the member whose addition gives the lowest abs-sum, ties broken the same way.
+
+A step is kept only when it helps by more than noise: a paired bootstrap over the validation rows
+must find it better than the last kept ensemble in at least `min_confidence` of its resamples.
+Otherwise selection would fit the noise of the rows it is scored on. The kept ensemble is therefore
+never worse on these rows than the best single member, and a member joins only when its gain is
+unlikely to be luck.
+
 Optional bagging repeats the selection on random subsets of the members and averages the weights.
 
 The cost of predicting can be bounded: at most `max_members` distinct members, and distinct members
@@ -21,20 +27,22 @@ from dataclasses import dataclass
 import numpy as np
 
 from ecgtune.errors import ConfigError
-from ecgtune.metrics import one_hot, threshold_decisions
+from ecgtune.metrics import EPSILON
+
+BAGGING_FRACTION = 0.5  # share of the members each bagging round sees
 
 
 @dataclass
 class EnsembleSelection:
     """Greedy ensemble selection. After `fit`, `weights_` (one per member, summing to 1),
-    `trajectory_` (one entry per step: member added, abs-sum, log-loss; every bagging round's steps one
-    after another), `kept_steps_` (how many steps the ensemble kept; None with bagging) and `costs_`
-    (the costs asked for, by member) are set."""
+    `trajectory_` (one entry per step: member added, abs-sum, log-loss, and whether the step was kept
+    as a significant gain; every bagging round's steps one after another), `kept_steps_` (how many
+    steps the ensemble kept; None with bagging) and `costs_` (the costs asked for, by member) are set."""
 
     size: int = 25                  # selection steps (members may be chosen more than once)
-    n_init: int = 1                 # start from the n_init best single members
+    min_confidence: float = 0.9     # bootstrap share of resamples in which a kept step must be better
+    bootstrap_rounds: int = 1000
     bagging_rounds: int = 0         # >0: average the weights of this many selections on member subsets
-    bagging_fraction: float = 0.5   # share of the members each bagging round sees
     max_members: int | None = None  # at most this many distinct members
     max_cost: float | None = None   # distinct members' costs sum to at most this (see `fit`)
     random_state: int = 0
@@ -49,6 +57,7 @@ class EnsembleSelection:
             raise ConfigError("max_cost needs the members' costs")
         budget = _Budget(self.max_members, self.max_cost, member_cost)
         candidates = np.arange(member_probs.shape[0])
+        self.start_ = int(self._first(member_probs, labels, candidates, budget))
         if self.bagging_rounds <= 0:
             counts, self.trajectory_, self.kept_steps_ = self._select(member_probs, labels, candidates, budget)
         else:
@@ -66,7 +75,7 @@ class EnsembleSelection:
 
     def _bag(self, member_probs: np.ndarray, labels: np.ndarray, pool: np.ndarray):
         rng = np.random.default_rng(self.random_state)
-        subset_size = max(1, int(round(self.bagging_fraction * len(pool))))
+        subset_size = max(1, int(round(BAGGING_FRACTION * len(pool))))
         counts, trajectory = np.zeros(member_probs.shape[0]), []
         for _ in range(self.bagging_rounds):
             subset = np.sort(rng.choice(pool, size=subset_size, replace=False))
@@ -75,34 +84,48 @@ class EnsembleSelection:
             trajectory += round_trajectory
         return counts, trajectory
 
+    @staticmethod
+    def _first(member_probs: np.ndarray, labels: np.ndarray, candidates: np.ndarray, budget: _Budget) -> int:
+        """The best single member within the limits, or the cheapest one when none fits."""
+        singles = _scores(member_probs[candidates], labels)
+        ranked = candidates[np.lexsort((candidates, singles[:, 1], singles[:, 0]))]
+        first = next((member for member in ranked if budget.admits(member, [])), None)
+        return min(candidates, key=budget.cost) if first is None else first
+
     def _select(self, member_probs: np.ndarray, labels: np.ndarray, candidates: np.ndarray, budget: _Budget):
-        target = one_hot(labels, member_probs.shape[2])
-        singles = _scores(member_probs[candidates], labels, target)
-        chosen = []
-        for member in candidates[np.lexsort((candidates, singles[:, 1], singles[:, 0]))]:
-            if len(chosen) == max(1, self.n_init):
-                break
-            if budget.admits(member, chosen):
-                chosen.append(member)
-        if not chosen:
-            chosen = [min(candidates, key=budget.cost)]  # nothing fits: the cheapest member alone
-        total = member_probs[chosen].sum(axis=0)
-        trajectory = []
-        for count in range(1, len(chosen) + 1):
-            running = member_probs[chosen[:count]].mean(axis=0)[None]
-            trajectory.append(_step(chosen[count - 1], *_scores(running, labels, target)[0]))
-        for _ in range(max(0, self.size - len(chosen))):
+        first = self._first(member_probs, labels, candidates, budget)
+        chosen, total = [first], member_probs[first].copy()
+        kept, kept_errors = 0, _row_errors(total[None], labels)[0]
+        rng = np.random.default_rng(self.random_state)
+        trajectory = [_step(first, *_scores(total[None], labels)[0], kept=True)]
+        for _ in range(self.size - 1):
             blended = (total[None] + member_probs[candidates]) / (len(chosen) + 1)
-            scores = _scores(blended, labels, target)
-            best = next(index for index in np.lexsort((candidates, scores[:, 1], scores[:, 0]))
-                        if budget.admits(candidates[index], chosen))
+            scores = _scores(blended, labels)
+            best = next((index for index in np.lexsort((candidates, scores[:, 1], scores[:, 0]))
+                         if budget.admits(candidates[index], chosen)), None)
+            if best is None:
+                break
             chosen.append(candidates[best])
             total += member_probs[candidates[best]]
-            trajectory.append(_step(candidates[best], *scores[best]))
-        best_prefix = min(range(len(trajectory)),
-                          key=lambda i: (trajectory[i]["abs_sum"], trajectory[i]["log_loss"], i))
-        counts = np.bincount(chosen[:best_prefix + 1], minlength=member_probs.shape[0]).astype(np.float64)
-        return counts, trajectory, best_prefix + 1
+            errors = _row_errors(blended[best][None], labels)[0]
+            significant = self._confidence(errors - kept_errors, rng) >= self.min_confidence
+            if significant:
+                kept, kept_errors = len(chosen) - 1, errors
+            trajectory.append(_step(candidates[best], *scores[best], kept=significant))
+        counts = np.bincount(chosen[:kept + 1], minlength=member_probs.shape[0]).astype(np.float64)
+        return counts, trajectory, kept + 1
+
+    def _confidence(self, differences: np.ndarray, rng: np.random.Generator) -> float:
+        """Share of bootstrap resamples of the rows in which the summed per-row differences (new minus
+        kept) are negative: only the rows that differ matter, so their resampled counts are drawn from
+        the multinomial over all rows."""
+        changed = np.flatnonzero(differences)
+        if changed.size == 0:
+            return 0.0
+        n_rows = len(differences)
+        shares = np.append(np.full(changed.size, 1.0 / n_rows), 1.0 - changed.size / n_rows)
+        counts = rng.multinomial(n_rows, np.clip(shares, 0.0, 1.0), size=self.bootstrap_rounds)[:, :-1]
+        return float(((counts @ differences[changed]) < 0).mean())
 
 
 class _Budget:
@@ -131,18 +154,20 @@ class _Budget:
         return self.max_cost is None or sum(map(self.cost, distinct | {member})) <= self.max_cost
 
 
-def _step(member, abs_sum: float, log_loss: float) -> dict:
-    return {"member": int(member), "abs_sum": float(abs_sum), "log_loss": float(log_loss)}
+def _step(member, abs_sum: float, log_loss: float, kept: bool) -> dict:
+    return {"member": int(member), "abs_sum": float(abs_sum), "log_loss": float(log_loss), "kept": bool(kept)}
 
 
-def _scores(probs: np.ndarray, labels: np.ndarray, target: np.ndarray) -> np.ndarray:
-    """(candidates, 2): abs-sum after the 0.5 decision rule, and log-loss, of each candidate's probabilities."""
-    n_candidates, n_rows, n_classes = probs.shape
-    decisions = threshold_decisions(probs.reshape(-1, n_classes)).reshape(probs.shape)
-    abs_sums = np.abs(decisions - target[None]).sum(axis=(1, 2))
-    true_class = probs[:, np.arange(n_rows), labels]
-    log_losses = -np.log(np.clip(true_class, 1e-7, 1.0)).mean(axis=1)
-    return np.stack([abs_sums, log_losses], axis=1)
+def _row_errors(probs: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """(candidates, rows): each row's abs-sum under argmax decisions, 0 when right and 2 when wrong."""
+    return 2.0 * (probs.argmax(axis=2) != labels[None])
+
+
+def _scores(probs: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """(candidates, 2): abs-sum of argmax decisions, and log-loss, of each candidate's probabilities."""
+    true_class = probs[:, np.arange(probs.shape[1]), labels]
+    log_losses = -np.log(np.clip(true_class, EPSILON, 1.0)).mean(axis=1)
+    return np.stack([_row_errors(probs, labels).sum(axis=1), log_losses], axis=1)
 
 
 def _check_members(member_probs: np.ndarray, labels: np.ndarray) -> None:

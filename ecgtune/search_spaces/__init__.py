@@ -31,9 +31,10 @@ def search_space(families_to_search: Sequence[str], budget: EpochBudget = EpochB
 
 
 def default_point(family: str, budget: EpochBudget = EpochBudget()) -> dict:
-    """Flat parameters that reproduce the family's default model and training configuration."""
-    config = get_family(family).config()
-    point = {"family": family, "model/dropout": config.dropout, "data/imbalance": "none"}
+    """Flat parameters of the family's compact starting point (`families.COMPACT`: its defaults at
+    CPU-sized widths), with the default training configuration and no augmentation."""
+    config = get_family(family).config(**families.COMPACT[family])
+    point = {"family": family, "model/dropout": config.dropout, "data/imbalance": "none", "augment/enabled": False}
     train = TrainConfig()
     point.update({f"train/{key}": getattr(train, key)
                   for key in ("lr", "weight_decay", "batch_size", "label_smoothing", "loss", "schedule")})

@@ -1,4 +1,5 @@
-"""The part of the search space every family shares: optimisation, regularisation, loss, imbalance."""
+"""The part of the search space every family shares: optimisation, regularisation, loss, imbalance and
+data augmentation."""
 
 from __future__ import annotations
 
@@ -33,3 +34,17 @@ def shared(trial, budget: EpochBudget) -> None:
     trial.suggest_categorical("train/schedule", list(SCHEDULES))
     trial.suggest_float("model/dropout", *DROPOUT)
     trial.suggest_categorical("data/imbalance", list(IMBALANCE_METHODS))
+    augmentation(trial)
+
+
+def augmentation(trial) -> None:
+    """Off, or each transform's strength (names under `augment/`; 0 turns a transform off). The
+    ranges keep a beat recognisable: a few samples of shift at 125 Hz, a tenth of stretch."""
+    if not trial.suggest_categorical("augment/enabled", [False, True]):
+        return
+    trial.suggest_float("augment/amplitude", 0.0, 0.2)
+    trial.suggest_float("augment/baseline", 0.0, 0.05)
+    trial.suggest_float("augment/noise", 0.0, 0.03)
+    trial.suggest_int("augment/shift", 0, 5)
+    trial.suggest_float("augment/stretch", 0.0, 0.1)
+    trial.suggest_categorical("augment/mixup", [0.0, 0.2, 0.4])

@@ -1,10 +1,12 @@
 """The training loop: the whole fold resident on the device, batches drawn by index from a random
-permutation (no DataLoader), AdamW with a one-cycle or warm-up + cosine schedule, and per-epoch
-validation with the competition's metrics. The best epoch's weights and probabilities are kept (or the
-last epoch's, with `keep="last"`)."""
+permutation (no DataLoader), augmented on the device, AdamW with a one-cycle or warm-up + cosine
+schedule, optionally an exponential moving average of the weights, and per-epoch validation with the
+competition's metrics. The best epoch's weights and probabilities are kept (or the last epoch's, with
+`keep="last"`). A fold without validation rows (a refit on every row) trains without validating."""
 
 from __future__ import annotations
 
+import copy
 import math
 import time
 from collections.abc import Callable
@@ -16,6 +18,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ecgtune import metrics
+from ecgtune.augment import Augmentation, augment, mix
 from ecgtune.data import Fold
 from ecgtune.errors import ConfigError
 from ecgtune.models import create_model
@@ -41,8 +44,15 @@ class TrainConfig:
     eval_batch_size: int = 4096
     keep: str = "best"              # "best": the epoch with the lowest validation abs-sum; "last": the final
                                     # epoch, so the validation rows choose nothing (out-of-fold predictions)
+    ema_horizon: float = 0.0        # >0: validate and keep a moving average of the weights over about this
+                                    # share of all steps (it smooths the last steps' noise); 0: the raw weights
+    augmentation: Augmentation = field(default_factory=Augmentation)  # training rows only
 
     def __post_init__(self):
+        if isinstance(self.augmentation, dict):  # read back from JSON
+            object.__setattr__(self, "augmentation", Augmentation(**self.augmentation))
+        if not 0.0 <= self.ema_horizon <= 1.0:
+            raise ConfigError(f"ema_horizon must lie in [0, 1], got {self.ema_horizon}")
         if self.schedule not in SCHEDULES:
             raise ConfigError(f"unknown schedule {self.schedule!r}; valid: {', '.join(SCHEDULES)}")
         if self.keep not in KEEP:
@@ -133,7 +143,9 @@ class Trainer:
         n_rows = len(self.train_x)
         self.batch_starts = [start for start in range(0, n_rows, config.batch_size) if n_rows - start >= 2]
         self.optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
-        self.scheduler = _schedule(self.optimizer, config, total_steps=config.epochs * len(self.batch_starts))
+        total_steps = config.epochs * len(self.batch_starts)
+        self.scheduler = _schedule(self.optimizer, config, total_steps=total_steps)
+        self.averaged = WeightAverage(model, config.ema_horizon * total_steps) if config.ema_horizon > 0 else None
         self.epoch = 0
         self.history: list[dict[str, float]] = []
         self.best_key: tuple[float, float] | None = None
@@ -155,33 +167,53 @@ class Trainer:
         loss_sum = torch.zeros((), device=self.device)
         for start in self.batch_starts:
             rows = order[start:start + self.config.batch_size]
-            loss = training_loss(self.model(self.train_x[rows]), self.train_y[rows], self.fold.n_classes,
-                                 self.config.loss, self.config.label_smoothing, self.class_weights)
-            self.optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            if self.config.max_grad_norm > 0:
-                nn.utils.clip_grad_norm_(self.model.parameters(), self.config.max_grad_norm)
-            self.optimizer.step()
-            self.scheduler.step()
-            loss_sum += loss.detach()
+            loss_sum += self._step(self.train_x[rows], self.train_y[rows])
         train_loss = float(loss_sum) / max(1, len(self.batch_starts))
         train_seconds = time.perf_counter() - started
-        probs = predict_proba(self.model, self.val_x, self.config.eval_batch_size)
+        network = self.averaged.model if self.averaged else self.model
+        validating = len(self.val_x) > 0
+        probs = predict_proba(network, self.val_x, self.config.eval_batch_size) if validating else None
         self.epoch += 1
         self.elapsed += time.perf_counter() - started
-        if not math.isfinite(train_loss) or not np.isfinite(probs).all():
+        if not math.isfinite(train_loss) or (validating and not np.isfinite(probs).all()):
             self.diverged = True
             return None
         report = {"epoch": self.epoch, "train_loss": train_loss,
-                  **metrics.classification_report(probs, self.fold.val_labels),
+                  **(metrics.classification_report(probs, self.fold.val_labels) if validating else {}),
                   "samples_per_s": len(self.train_x) / train_seconds, "seconds": self.elapsed,
                   "lr": self.scheduler.get_last_lr()[0]}
         self.history.append(report)
-        key = (report["abs_sum"], report["log_loss"])
+        key = (report["abs_sum"], report["log_loss"]) if validating else (0.0, 0.0)
         if self.best_key is None or key < self.best_key or self.config.keep == "last":
             self.best_key, self.best_epoch, self.best_probs = key, self.epoch, probs
-            self.best_state = _state_on_cpu(self.model)
+            self.best_state = _state_on_cpu(network)
         return report
+
+    def _step(self, signals: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """One optimisation step on a batch (augmented when the config says so); returns its loss."""
+        augmentation = self.config.augmentation
+        if augmentation.enabled:
+            signals = augment(signals, augmentation, self.generator)
+
+        def loss_of(logits, targets):
+            return training_loss(logits, targets, self.fold.n_classes, self.config.loss,
+                                 self.config.label_smoothing, self.class_weights)
+
+        if augmentation.mixup > 0:
+            signals, partners, share = mix(signals, labels, augmentation.mixup, self.generator)
+            logits = self.model(signals)
+            loss = share * loss_of(logits, labels) + (1.0 - share) * loss_of(logits, partners)
+        else:
+            loss = loss_of(self.model(signals), labels)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if self.config.max_grad_norm > 0:
+            nn.utils.clip_grad_norm_(self.model.parameters(), self.config.max_grad_norm)
+        self.optimizer.step()
+        self.scheduler.step()
+        if self.averaged:
+            self.averaged.update(self.model)
+        return loss.detach()
 
     def fit(self, on_epoch: Callable[[dict[str, float]], None] | None = None) -> TrainResult:
         """Runs the remaining epochs, calling `on_epoch` with each report; stops early on divergence."""
@@ -194,7 +226,7 @@ class Trainer:
     def result(self) -> TrainResult:
         """The run so far: history and best epoch (uniform probabilities if no epoch finished cleanly)."""
         best_probs = self.best_probs
-        if best_probs is None:
+        if best_probs is None:  # no epoch finished cleanly, or nothing to validate
             best_probs = np.full((len(self.val_x), self.fold.n_classes), 1.0 / self.fold.n_classes, np.float32)
         return TrainResult(
             history=list(self.history),
@@ -217,6 +249,7 @@ class Trainer:
             "best_key": list(self.best_key) if self.best_key else None, "best_epoch": self.best_epoch,
             "best_state": self.best_state, "diverged": self.diverged, "elapsed": self.elapsed,
             "best_probs": None if self.best_probs is None else torch.from_numpy(self.best_probs),
+            "averaged": self.averaged.state_dict() if self.averaged else None,
         }
         if self.device.type == "cuda":
             state["cuda_rng"] = torch.cuda.get_rng_state(self.device)
@@ -236,6 +269,8 @@ class Trainer:
         self.best_epoch, self.best_state = state["best_epoch"], state["best_state"]
         self.diverged, self.elapsed = state["diverged"], state["elapsed"]
         self.best_probs = None if state["best_probs"] is None else state["best_probs"].numpy()
+        if self.averaged and state.get("averaged") is not None:
+            self.averaged.load_state_dict(state["averaged"])
 
 
 def train(
@@ -256,6 +291,34 @@ def train(
     A loss that turns NaN or infinite stops training; the result is then marked `diverged`.
     """
     return Trainer(model, fold, config).fit(on_epoch)
+
+
+class WeightAverage:
+    """An exponential moving average of a model's weights and buffers over about `horizon_steps` steps
+    (with a warm-up, so that the first steps do not drag the average towards the initialisation)."""
+
+    def __init__(self, model: nn.Module, horizon_steps: float):
+        self.model = copy.deepcopy(model).eval()
+        self.decay = 1.0 - 1.0 / max(1.0, horizon_steps)
+        self.updates = 0
+
+    @torch.no_grad()
+    def update(self, model: nn.Module) -> None:
+        """Moves the average towards the model's current weights."""
+        self.updates += 1
+        decay = min(self.decay, (1 + self.updates) / (10 + self.updates))
+        for average, current in zip(self.model.state_dict().values(), model.state_dict().values()):
+            if average.is_floating_point():
+                average.lerp_(current, 1.0 - decay)
+            else:
+                average.copy_(current)
+
+    def state_dict(self) -> dict:
+        return {"model": self.model.state_dict(), "updates": self.updates}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.model.load_state_dict(state["model"])
+        self.updates = state["updates"]
 
 
 def _state_on_cpu(model: nn.Module) -> dict[str, torch.Tensor]:

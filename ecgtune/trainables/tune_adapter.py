@@ -20,12 +20,13 @@ from ray import tune
 
 from ecgtune.data import HeartbeatData, prepare_fold
 from ecgtune.ensemble.library import CONFIG_FILE, PROBS_FILE, WEIGHTS_FILE
+from ecgtune.metrics import EPSILON
 from ecgtune.models import create_model
 from ecgtune.search_spaces import model_kwargs
 from ecgtune.trainables.trainer import TrainConfig, Trainer
 
 METRIC, MODE = "val_abs_sum", "min"
-WORST_LOG_LOSS = float(-np.log(1e-7))
+WORST_LOG_LOSS = float(-np.log(EPSILON))
 STATE_FILE = "trainer_state.pt"
 
 
@@ -34,13 +35,18 @@ def trial_settings(config: dict, seed: int) -> tuple[str, dict, TrainConfig, str
     imbalance handling."""
     family = config["family"]
     model_config = model_kwargs(config.get(family, {}), dropout=config["model"]["dropout"])
-    train_config = TrainConfig(**config["train"], seed=seed)
+    augmentation = {key: value for key, value in config.get("augment", {}).items() if key != "enabled"}
+    train_config = TrainConfig(**{**config["train"], "augmentation": augmentation, "seed": seed})
     return family, model_config, train_config, config["data"]["imbalance"]
 
 
-def run_trial(config: dict, data: HeartbeatData, train_rows: np.ndarray, val_rows: np.ndarray, seed: int = 0) -> None:
+def run_trial(config: dict, data: HeartbeatData, train_rows: np.ndarray, val_rows: np.ndarray, seed: int = 0,
+              threads: int = 1) -> None:
     """Ray Tune function trainable (the data arrive once through Ray's object store, via
-    `tune.with_parameters`). Resumes from the trial's checkpoint when Ray restarts it."""
+    `tune.with_parameters`). Trains on `threads` CPU threads, the CPUs the trial was given. Resumes
+    from the trial's checkpoint when Ray restarts it. Without validation rows (a refit) it reports
+    only the training loss."""
+    torch.set_num_threads(max(1, threads))
     family, model_config, train_config, imbalance = trial_settings(config, seed)
     fold = prepare_fold(data, train_rows, val_rows, imbalance=imbalance, seed=seed)
     torch.manual_seed(seed)
@@ -53,7 +59,8 @@ def run_trial(config: dict, data: HeartbeatData, train_rows: np.ndarray, val_row
     node = _node_id()
 
     def report(epoch_report: dict) -> None:
-        metrics = {f"val_{key}": epoch_report[key] for key in ("abs_sum", "abs_sum_proba", "log_loss", "accuracy")}
+        metrics = {f"val_{key}": epoch_report[key] for key in ("abs_sum", "abs_sum_proba", "log_loss", "accuracy")
+                   if key in epoch_report}
         metrics.update(epoch=epoch_report["epoch"], train_loss=epoch_report["train_loss"],
                        samples_per_s=epoch_report["samples_per_s"], family=family, node_id=node, diverged=False)
         with tempfile.TemporaryDirectory() as folder:
@@ -78,7 +85,8 @@ def write_checkpoint(folder: Path, trainer: Trainer, config: dict, family: str, 
     description = {
         "family": family, "model_config": model_config, "train_config": result.config,
         "imbalance": config["data"]["imbalance"], "sampled": config,
-        "best_epoch": result.best_epoch, "best_metrics": result.best_metrics,
+        "best_epoch": result.best_epoch, "best_metrics": result.best_metrics, "epochs_trained": trainer.epoch,
+        "training_rows": len(trainer.fold.train_labels), "seconds": trainer.elapsed,
         "n_classes": trainer.fold.n_classes, "signal_length": int(trainer.fold.train_signals.shape[1]),
     }
     (folder / CONFIG_FILE).write_text(json.dumps(description, indent=2, default=_json_default))

@@ -1,4 +1,5 @@
-"""Cross-fitted members: chosen configurations retrained on K stratified folds of every labelled row.
+"""Retraining chosen configurations: on K stratified folds of every labelled row (cross-fitted members),
+or on every row at once (the refit, a single "fold" that holds no rows out).
 
 Each (configuration, fold) pair is one Ray Tune trial of a grid, trained on the other K-1 folds and
 validated on its own fold, so every row gets an out-of-fold prediction from every configuration.
@@ -15,23 +16,24 @@ from ray import tune
 
 from ecgtune.data import HeartbeatData
 from ecgtune.ensemble.library import fold_trial_name
-from ecgtune.errors import EcgtuneError
 from ecgtune.trainables.tune_adapter import run_trial
 from ecgtune.trainables.tune_search import SearchSettings, run_config
 
 
 def run_fold_trial(config: dict, data: HeartbeatData, configs: dict[str, dict],
-                   folds: list[tuple[np.ndarray, np.ndarray]], seed: int = 0) -> None:
+                   folds: list[tuple[np.ndarray, np.ndarray]], seed: int = 0, threads: int = 1) -> None:
     """Ray Tune trainable: trains configuration `config["member"]` on every fold but `config["fold"]`."""
     train_rows, held_out_rows = folds[config["fold"]]
-    run_trial(configs[config["member"]], data, train_rows, held_out_rows, seed=seed)
+    run_trial(configs[config["member"]], data, train_rows, held_out_rows, seed=seed, threads=threads)
 
 
-def run_cross_fit(settings: SearchSettings, data: HeartbeatData, configs: dict[str, dict],
-                  folds: list[tuple[np.ndarray, np.ndarray]]) -> None:
+def retrain(settings: SearchSettings, data: HeartbeatData, configs: dict[str, dict],
+            folds: list[tuple[np.ndarray, np.ndarray]], time_budget_s: float | None = None) -> list[str]:
     """Trains every configuration on every fold as the experiment `settings.experiment_path`, or finishes
-    the interrupted experiment there (its name must identify the grid)."""
-    with_data = tune.with_parameters(run_fold_trial, data=data, configs=configs, folds=folds, seed=settings.seed)
+    the interrupted experiment there (its name must identify the grid), within `time_budget_s`;
+    returns the folders of the trainings that failed or diverged."""
+    with_data = tune.with_parameters(run_fold_trial, data=data, configs=configs, folds=folds, seed=settings.seed,
+                                     threads=settings.threads_per_trial)
     trainable = tune.with_resources(with_data, {"cpu": settings.cpus_per_trial, "gpu": settings.gpus_per_trial})
     if tune.Tuner.can_restore(settings.experiment_path):
         tuner = tune.Tuner.restore(settings.experiment_path, trainable, resume_unfinished=True, resume_errored=True)
@@ -40,16 +42,12 @@ def run_cross_fit(settings: SearchSettings, data: HeartbeatData, configs: dict[s
         tuner = tune.Tuner(
             trainable,
             param_space=grid,
-            tune_config=tune.TuneConfig(max_concurrent_trials=settings.max_concurrent,
+            tune_config=tune.TuneConfig(max_concurrent_trials=settings.max_concurrent, time_budget_s=time_budget_s,
                                         trial_name_creator=_trial_name, trial_dirname_creator=_trial_name),
             run_config=run_config(settings),
         )
     results = tuner.fit()
-    failed = [result.path for result in results if result.error is not None or result.metrics.get("diverged")]
-    if failed:
-        raise EcgtuneError(f"{len(failed)} fold training(s) failed or diverged: {', '.join(failed)}. A failure: see "
-                           "error.txt there and run the same command again to retry it; a divergence: retrain "
-                           "fewer configurations (--fold-members)")
+    return [result.path for result in results if result.error is not None or result.metrics.get("diverged")]
 
 
 def _trial_name(trial) -> str:

@@ -22,6 +22,7 @@ from ecgtune.trainables.tune_adapter import METRIC, MODE, run_trial
 
 SEARCHERS = ("optuna", "random")
 SCHEDULERS = ("asha", "fifo")
+MIN_GRACE_S, MAX_GRACE_S = 5.0, 300.0
 
 
 @dataclass(frozen=True)
@@ -35,7 +36,8 @@ class SearchSettings:
     time_budget_s: float | None = None    # stop the whole search after this many seconds
     searcher: str = "optuna"
     scheduler: str = "asha"
-    grace_period: int = 2                 # ASHA: epochs every trial gets before it can be stopped
+    grace_period_s: float | None = None   # ASHA: seconds of training every trial gets before it can be stopped
+                                          # (None: a fortieth of the budget, 5 s to 5 minutes)
     reduction_factor: int = 3             # ASHA: keep the best 1/reduction_factor at each rung
     budget: EpochBudget = field(default_factory=EpochBudget)
     cpus_per_trial: float = 1.0
@@ -53,6 +55,17 @@ class SearchSettings:
     @property
     def experiment_path(self) -> str:
         return f"{self.storage.rstrip('/')}/{self.name}"
+
+    @property
+    def threads_per_trial(self) -> int:
+        """CPU threads a trial trains on: the CPUs it was given."""
+        return max(1, int(self.cpus_per_trial))
+
+    @property
+    def grace_seconds(self) -> float:
+        if self.grace_period_s is not None:
+            return self.grace_period_s
+        return min(MAX_GRACE_S, max(MIN_GRACE_S, (self.time_budget_s or MAX_GRACE_S * 40) / 40))
 
 
 def make_searcher(settings: SearchSettings):
@@ -72,20 +85,26 @@ def make_searcher(settings: SearchSettings):
 
 
 def make_scheduler(settings: SearchSettings):
-    """ASHA early stopping on epochs, or FIFO (every trial runs its whole budget)."""
+    """ASHA early stopping, or FIFO (every trial runs its whole budget).
+
+    ASHA compares trials at equal training time, not at equal epochs: an epoch of a large network
+    costs several of a small one, and time is what the budget is spent in. So a slow family is judged
+    by what it reaches in the time a fast one needs, and the first rung (a few seconds) is cheap."""
     from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
 
     if settings.scheduler == "fifo":
         return FIFOScheduler()
-    return ASHAScheduler(time_attr="training_iteration", max_t=settings.budget.max_epochs,
-                         grace_period=settings.grace_period, reduction_factor=settings.reduction_factor)
+    longest = max(settings.time_budget_s or 0.0, settings.grace_seconds * settings.reduction_factor ** 4)
+    return ASHAScheduler(time_attr="time_total_s", max_t=longest, grace_period=settings.grace_seconds,
+                         reduction_factor=settings.reduction_factor)
 
 
 def make_trainable(settings: SearchSettings, data: HeartbeatData, train_rows: np.ndarray, val_rows: np.ndarray,
                    trainable: Callable = run_trial):
     """The trial function with its resources and the data placed once in the object store."""
     resources = {"cpu": settings.cpus_per_trial, "gpu": settings.gpus_per_trial}
-    with_data = tune.with_parameters(trainable, data=data, train_rows=train_rows, val_rows=val_rows, seed=settings.seed)
+    with_data = tune.with_parameters(trainable, data=data, train_rows=train_rows, val_rows=val_rows, seed=settings.seed,
+                                     threads=settings.threads_per_trial)
     return tune.with_resources(with_data, resources)
 
 
@@ -146,6 +165,14 @@ def start_ray(address: str | None = None) -> None:
 def experiment_exists(settings: SearchSettings) -> bool:
     """Whether Ray already keeps an experiment at the settings' path."""
     return tune.Tuner.can_restore(settings.experiment_path)
+
+
+def trial_slots(settings: SearchSettings) -> int:
+    """How many trials run at once with these settings on the Ray cluster."""
+    import ray
+
+    fits = int(ray.cluster_resources().get("CPU", 1.0) // settings.cpus_per_trial)
+    return max(1, min(fits, settings.max_concurrent or fits))
 
 
 def cluster_gpus() -> float:

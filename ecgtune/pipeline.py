@@ -1,0 +1,167 @@
+"""The whole run inside one time budget: data → search → leaderboard → ensemble (selection, decision
+rule, refit or cross-fitting) → export → report.
+
+`--time-budget` covers all of it, as AutoGluon's `time_limit` covers a fit: the search is given what
+is left after a share is put aside for the refit and for the stages that finish the run, and every
+stage's time is recorded in RUNS_DIR/NAME/timings.json, which the report shows.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from ecgtune import experiment
+from ecgtune.atomic import write_text_atomically
+from ecgtune.errors import EcgtuneError
+
+TIMINGS_FILE = "timings.json"
+REFIT_SHARE = 0.15                    # of the budget, for retraining the ensemble's networks on every row
+FINISH_SHARE, FINISH_MIN_S = 0.05, 20.0  # of the budget (at least 20 s): ensemble, export and report
+DEFAULT_GPUS_PER_TRIAL = 0.25
+
+
+@dataclass
+class Clock:
+    """A run's time budget and what each stage spent of it."""
+
+    budget_s: float | None
+    started: float = field(default_factory=time.monotonic)
+    stages: dict[str, float] = field(default_factory=dict)
+
+    def elapsed(self) -> float:
+        return time.monotonic() - self.started
+
+    def left(self) -> float | None:
+        """Seconds left in the budget (None without a budget)."""
+        return None if self.budget_s is None else self.budget_s - self.elapsed()
+
+    @contextmanager
+    def stage(self, name: str) -> Iterator[None]:
+        """Times the enclosed stage under `name`."""
+        began = time.monotonic()
+        try:
+            yield
+        finally:
+            self.stages[name] = self.stages.get(name, 0.0) + time.monotonic() - began
+
+    def to_dict(self) -> dict:
+        return {"budget_s": self.budget_s, "total_s": self.elapsed(), "stages": dict(self.stages)}
+
+
+@dataclass(frozen=True)
+class Resources:
+    """Where the trials run: this invocation's choice, not part of the plan (a resumed run may differ)."""
+
+    address: str | None = None
+    cpus_per_trial: float = 1.0
+    gpus_per_trial: float | None = None   # None: DEFAULT_GPUS_PER_TRIAL when the cluster has GPUs, else 0
+    max_concurrent: int | None = None
+    max_failures: int = 2
+
+
+def search_settings(plan: experiment.Plan, resources: Resources, run_dir: Path, time_budget_s: float | None = None):
+    """The plan plus the resources as the search layer's settings (on resume, Ray keeps the experiment's
+    saved retry and concurrency settings)."""
+    from ecgtune.search_spaces import EpochBudget
+    from ecgtune.trainables import tune_search
+
+    gpus = resources.gpus_per_trial
+    if gpus is None:
+        gpus = DEFAULT_GPUS_PER_TRIAL if tune_search.cluster_gpus() > 0 else 0.0
+    return tune_search.SearchSettings(
+        families=plan.families, name=run_dir.name, storage=plan.storage, num_samples=plan.num_samples,
+        time_budget_s=time_budget_s, searcher=plan.searcher, scheduler=plan.scheduler,
+        grace_period_s=plan.grace_period_s, reduction_factor=plan.reduction_factor,
+        budget=EpochBudget(plan.min_epochs, plan.max_epochs), cpus_per_trial=resources.cpus_per_trial,
+        gpus_per_trial=gpus, max_concurrent=resources.max_concurrent, max_failures=resources.max_failures,
+        seed=plan.seed,
+    )
+
+
+def search_time(plan: experiment.Plan, clock: Clock) -> float | None:
+    """Seconds the search may take: what is left of the budget after the refit's share and the
+    finishing stages' reserve."""
+    if clock.budget_s is None:
+        return None
+    reserve = max(FINISH_MIN_S, FINISH_SHARE * clock.budget_s) + (REFIT_SHARE * clock.budget_s if plan.refit else 0.0)
+    left = clock.left() - reserve
+    if left < 1.0:
+        raise EcgtuneError(f"--time-budget {clock.budget_s / 60:g} minutes leaves no time to search after "
+                           f"{reserve:.0f} s for the refit, the ensemble and the export; give more time")
+    return left
+
+
+def run_search(plan: experiment.Plan, resources: Resources, run_dir: Path, resume: bool = False,
+               use_cache: bool = True, clock: Clock | None = None) -> tuple[dict | None, Path | None]:
+    """Runs (or resumes) the experiment end to end and writes its report; returns the ensemble's summary
+    and bundle folder (None for both when the trials live in remote storage, where the ensemble is built
+    later)."""
+    from ecgtune.report import format_ensemble, format_table, leaderboard_tables, rank_rows, write_csv
+
+    clock = clock or Clock(plan.time_budget_s)
+    with clock.stage("prepare"):
+        data = experiment.load_data(plan, use_cache=use_cache)
+        train_rows, val_rows = experiment.split(plan, data)
+        from ecgtune.trainables import tune_search
+
+        tune_search.start_ray(resources.address)
+        settings = search_settings(plan, resources, run_dir)
+        if not resume and tune_search.experiment_exists(settings):
+            raise EcgtuneError(f"{settings.experiment_path} already holds an experiment; "
+                               "continue it with --resume or pick another --name")
+        experiment.save_plan(run_dir, plan, data, val_rows, resume=resume)
+        experiment.calibration(run_dir)
+    print(f"data: {data.source}: {len(data)} rows x {data.signal_length} samples, {data.n_classes} classes "
+          f"(train {len(train_rows)}, validation {len(val_rows)})", file=sys.stderr)
+    with clock.stage("search"):
+        settings = replace(settings, time_budget_s=search_time(plan, clock))
+        results = tune_search.run(settings, data, train_rows, val_rows, resume=resume)
+    with clock.stage("leaderboard"):
+        rows = rank_rows(tune_search.trial_rows(results))
+        silent = len(results) - len(rows)
+        if not rows:
+            raise EcgtuneError(f"no trial reported a result; see {settings.experiment_path}")
+        write_csv(rows, run_dir / experiment.LEADERBOARD_FILE)
+    for title, table in leaderboard_tables(rows):
+        print(f"\n{title}\n{format_table(table)}")
+    if silent:
+        print(f"\n{silent} trial(s) stopped or failed before their first epoch ended; not ranked")
+    print(f"\nleaderboard: {run_dir / experiment.LEADERBOARD_FILE}; trials and checkpoints: "
+          f"{settings.experiment_path}")
+    summary = bundle = None
+    if "://" not in settings.storage:
+        options = experiment.EnsembleOptions(seed=plan.seed, folds=plan.folds, fold_members=plan.fold_members,
+                                             fold_epochs=plan.fold_epochs, predict_budget=plan.predict_budget,
+                                             refit=plan.refit)
+        with clock.stage("ensemble, refit and export"):
+            refit_seconds = _refit_seconds(clock)
+            summary, bundle = experiment.ensemble_experiment(run_dir, options, settings, refit_seconds=refit_seconds)
+        print(f"\n{format_ensemble(summary)}")
+        print(f"ensemble: {run_dir / experiment.ENSEMBLE_FILE}; bundle: {bundle}")
+    with clock.stage("report"):
+        from ecgtune.html_report import write_report
+
+        save_timings(run_dir, clock)
+        report = write_report(run_dir)
+    save_timings(run_dir, clock)
+    print(f"report: {report}")
+    return summary, bundle
+
+
+def _refit_seconds(clock: Clock) -> float | None:
+    """The refit's time: what is left of the budget but the finishing stages' reserve."""
+    left = clock.left()
+    if left is None:
+        return None
+    return max(0.0, left - max(FINISH_MIN_S, FINISH_SHARE * clock.budget_s))
+
+
+def save_timings(run_dir: Path, clock: Clock) -> None:
+    """Writes RUNS_DIR/NAME/timings.json: the budget and each stage's seconds."""
+    write_text_atomically(run_dir / TIMINGS_FILE, json.dumps(clock.to_dict(), indent=2))
