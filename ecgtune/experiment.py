@@ -326,20 +326,20 @@ def _refit(run_dir: Path, plan: Plan, summary: dict, members: list, settings, se
     data = load_data(plan)
     check_unchanged(run_dir, plan, data)
     described = {member.trial: member.description for member in members}
-    configs, planned, slots = {}, 0.0, trial_slots(settings)
+    configs, slots = {}, [0.0] * trial_slots(settings)  # when each parallel slot is free, as planned
     for member in summary["members"]:
         description = described[member["trial"]]
         epochs = max(1, int(description["best_epoch"]))
         pace = description.get("seconds", 0.0) / max(1, description.get("epochs_trained", 1)
                                                      * description.get("training_rows", len(data)))
-        estimate = pace * len(data) * epochs / slots
-        if seconds is not None and planned + estimate > seconds:
+        free = slots.index(min(slots))
+        if seconds is not None and slots[free] + pace * len(data) * epochs > seconds:
             continue
-        planned += estimate
+        slots[free] += pace * len(data) * epochs
         sampled = description["sampled"]
         train = {**sampled["train"], "epochs": epochs, "keep": "last", "ema_horizon": REFIT_EMA_HORIZON}
         configs[member["trial"]] = {**sampled, "train": train}
-    summary["refit"] = {"rows": len(data), "planned_seconds": planned, "networks": 0}
+    summary["refit"] = {"rows": len(data), "planned_seconds": max(slots), "networks": 0}
     if not configs:
         print("refit: no time left to retrain any network on every row; the search's networks ship", file=sys.stderr)
         return summary

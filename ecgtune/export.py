@@ -51,7 +51,7 @@ def load_member(checkpoint: Path):
     return model.eval(), described
 
 
-def seconds_per_mac(timed_rows: int = 4096, repeats: int = 5) -> float:
+def seconds_per_mac(timed_rows: int = 1024, repeats: int = 3) -> float:
     """This machine's calibration: seconds per multiply-accumulate of a reference network (the default
     dilated_cnn) predicting in ONNX Runtime as `predict` runs it, the best of `repeats` timings. Measured
     once per experiment, it turns a network's deterministic cost into seconds people can read."""

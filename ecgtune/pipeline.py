@@ -31,7 +31,7 @@ class Clock:
     """A run's time budget and what each stage spent of it."""
 
     budget_s: float | None
-    started: float = field(default_factory=time.monotonic)
+    started: float = field(default_factory=lambda: time.monotonic())
     stages: dict[str, float] = field(default_factory=dict)
 
     def elapsed(self) -> float:

@@ -1,4 +1,5 @@
 import dataclasses
+import json
 
 import numpy as np
 import optuna
@@ -8,7 +9,17 @@ from conftest import nest_params
 
 from ecgtune.data import holdout_split, make_synthetic, prepare_fold
 from ecgtune.models import create_model, get_family, list_models
-from ecgtune.search_spaces import SEARCH_SPACES, EpochBudget, default_point, define_search_space, model_kwargs
+from ecgtune.models.cost import network_macs
+from ecgtune.search_spaces import (
+    PORTFOLIO_FILE,
+    SEARCH_SPACES,
+    EpochBudget,
+    default_point,
+    define_search_space,
+    model_kwargs,
+    portfolio_points,
+)
+from ecgtune.search_spaces.families import COMPACT
 from ecgtune.trainables import Trainer
 from ecgtune.trainables.trainer import TrainConfig
 
@@ -22,15 +33,37 @@ def test_every_family_has_a_space_of_its_name():
 
 
 @pytest.mark.parametrize("family", list_models())
-def test_default_point_reproduces_the_family_defaults(family):
+def test_default_point_is_the_compact_starting_point_and_lies_in_the_space(family):
     trial = optuna.trial.FixedTrial(default_point(family, EpochBudget(2, 6)))
     assert define_search_space(trial, [family], EpochBudget(2, 6)) is None
     config = nest_params(trial.params)
-    assert config["family"] == family and config["train"]["epochs"] == 6
+    assert config["family"] == family and config["train"]["epochs"] == 4
     kwargs = model_kwargs(config[family], dropout=config["model"]["dropout"])
-    assert get_family(family).config(**kwargs) == get_family(family).config()
+    assert get_family(family).config(**kwargs) == get_family(family).config(**COMPACT[family])
     defaults = TrainConfig()
     assert config["train"]["lr"] == defaults.lr and config["train"]["loss"] == defaults.loss
+    assert config["augment"] == {"enabled": False}
+
+
+@pytest.mark.parametrize("family", list_models())
+def test_compact_starting_points_are_several_times_cheaper_than_the_write_up_sizes(family):
+    compact = network_macs(family, COMPACT[family])
+    assert compact * 3 < network_macs(family, {})
+
+
+def test_portfolio_points_lie_in_the_space_and_say_where_they_came_from():
+    entries = json.loads(PORTFOLIO_FILE.read_text())["configurations"]
+    assert entries, "the portfolio ships configurations"
+    budget = EpochBudget(2, 6)
+    points = portfolio_points(list_models(), budget)
+    assert len(points) == len(entries)
+    for entry, point in zip(entries, points):
+        assert entry["source"]
+        trial = optuna.trial.FixedTrial(point)
+        define_search_space(trial, list_models(), budget)
+        assert trial.params == point
+        assert 2 <= point["train/epochs"] <= 6
+    assert portfolio_points(["no_such_family"], budget) == []
 
 
 @pytest.fixture(scope="module")

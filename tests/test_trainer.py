@@ -123,3 +123,53 @@ def test_very_short_runs_schedule_without_error(rows, schedule):
     fold = prepare_fold(beats, np.arange(rows), np.arange(150, 200))
     _, result = train_family("plain_cnn", fold, SMALL, TrainConfig(epochs=1, batch_size=8, schedule=schedule))
     assert len(result.history) == 1
+
+
+def test_augmentation_never_touches_the_validation_rows(fold, monkeypatch):
+    """Every augmented batch holds training rows only, and the validation signals stay as they were."""
+    from dataclasses import replace
+
+    import ecgtune.trainables.trainer as trainer_module
+    from ecgtune.augment import Augmentation, augment
+
+    marked = replace(fold, val_signals=np.full_like(fold.val_signals, -7.0))  # a value no training row has
+    seen = []
+
+    def recording(signals, augmentation, generator):
+        seen.append(signals.detach().clone())
+        return augment(signals, augmentation, generator)
+
+    monkeypatch.setattr(trainer_module, "augment", recording)
+    strong = Augmentation(amplitude=0.2, baseline=0.05, noise=0.02, shift=4, stretch=0.1, mixup=0.4)
+    _, result = train_family("plain_cnn", marked, SMALL, TrainConfig(epochs=2, augmentation=strong))
+    assert sum(len(batch) for batch in seen) == 2 * len(fold.train_labels)
+    assert all((batch != -7.0).all() for batch in seen)
+    assert (marked.val_signals == -7.0).all()
+    assert np.isfinite(result.best_metrics["log_loss"])
+
+
+def test_augmentation_and_weight_averaging_round_trip_through_json(fold):
+    import dataclasses
+    import json
+
+    from ecgtune.augment import Augmentation
+
+    config = TrainConfig(epochs=1, ema_horizon=0.1, augmentation=Augmentation(noise=0.01, shift=2))
+    again = TrainConfig(**json.loads(json.dumps(dataclasses.asdict(config))))
+    assert again == config and again.augmentation.shift == 2
+
+
+def test_a_fold_without_validation_rows_trains_on_every_row_with_averaged_weights(fold):
+    """A refit: no rows held out, the last epoch kept, the moving average of the weights shipped."""
+    from dataclasses import replace
+
+    every_row = replace(fold, val_signals=fold.val_signals[:0], val_labels=fold.val_labels[:0])
+    reports = []
+    model, result = train_family("plain_cnn", every_row, SMALL, TrainConfig(epochs=6, keep="last", ema_horizon=0.1),
+                                 on_epoch=reports.append)
+    assert [r["epoch"] for r in reports] == [1, 2, 3, 4, 5, 6] and "abs_sum" not in reports[0]
+    assert result.best_epoch == 6 and result.best_val_probs.shape == (0, 4)
+    from ecgtune.trainables import predict_proba
+    probs = predict_proba(model, torch.as_tensor(fold.val_signals))
+    accuracy = (probs.argmax(axis=1) == fold.val_labels).mean()
+    assert accuracy > np.bincount(fold.val_labels).max() / len(fold.val_labels)

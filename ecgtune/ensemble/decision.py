@@ -45,7 +45,13 @@ class DecisionRule:
 def fit_decision_rule(probs: np.ndarray, labels: np.ndarray, rounds: int = 3) -> DecisionRule:
     """Learns thresholds (coordinate search over a 0.05..0.95 grid, a few sweeps) and the fallback that
     minimise the abs-sum on (probs, labels). Ties keep thresholds nearer 0.5, then the earlier fallback."""
+    probs = np.asarray(probs, dtype=np.float64)
+    labels = np.asarray(labels, dtype=np.int64)
     n_classes = probs.shape[1]
+    candidates = np.array(sorted(THRESHOLD_GRID, key=lambda t: (abs(t - 0.5), t)))
+    rows = np.arange(len(labels))
+    undecided_costs = {"zeros": np.ones(len(labels)), "proba": 2.0 * (1.0 - probs[rows, labels]),
+                       "argmax": 2.0 * (probs.argmax(axis=1) != labels)}
     best_rule, best_score = None, np.inf
     for fallback in FALLBACKS:
         rule = DecisionRule(np.full(n_classes, 0.5), fallback)
@@ -53,18 +59,34 @@ def fit_decision_rule(probs: np.ndarray, labels: np.ndarray, rounds: int = 3) ->
         for _ in range(rounds):
             improved = False
             for label in range(n_classes):
-                candidates = sorted(THRESHOLD_GRID, key=lambda t: (abs(t - 0.5), t))
-                for threshold in candidates:
-                    trial = rule.thresholds.copy()
-                    trial[label] = threshold
-                    trial_score = abs_sum(DecisionRule(trial, fallback).decide(probs), labels)
-                    if trial_score < score - 1e-9:
-                        rule.thresholds, score, improved = trial, trial_score, True
+                scores = _scores_over_thresholds(probs, labels, rule.thresholds, label, candidates,
+                                                 undecided_costs[fallback])
+                best = int(np.argmin(scores))
+                if scores[best] < score - 1e-9:
+                    rule.thresholds = rule.thresholds.copy()
+                    rule.thresholds[label], score, improved = candidates[best], float(scores[best]), True
             if not improved:
                 break
         if score < best_score - 1e-9:
             best_rule, best_score = rule, score
     return best_rule
+
+
+def _scores_over_thresholds(probs, labels, thresholds, label, candidates, undecided_cost) -> np.ndarray:
+    """The abs-sum of `DecisionRule.decide` for each candidate threshold of class `label`, the other
+    thresholds fixed, computed for all candidates at once. A decided row costs 0 or 2; an undecided
+    one costs its fallback's `undecided_cost`."""
+    margins = probs - thresholds
+    others = margins.copy()
+    others[:, label] = -np.inf
+    other_best, other_class = others.max(axis=1), others.argmax(axis=1)
+    own = probs[:, label][None] - candidates[:, None]  # (candidates, rows)
+    # argmax takes the first of equal margins, so a tie goes to the lower class index
+    takes_own = (own > other_best) | ((own == other_best) & (label < other_class))
+    decided = np.maximum(own, other_best) > 0
+    chosen = np.where(takes_own, label, other_class)
+    row_costs = np.where(decided, 2.0 * (chosen != labels), undecided_cost)
+    return row_costs.sum(axis=1)
 
 
 def cross_fitted_abs_sum(probs: np.ndarray, labels: np.ndarray, n_folds: int = 5, seed: int = 0) -> float:

@@ -7,8 +7,10 @@ shared settings, then that family's own. Conditional parameters live here; no co
 from __future__ import annotations
 
 import dataclasses
+import json
 from collections.abc import Sequence
 from functools import partial
+from pathlib import Path
 
 from ecgtune.models import get_family, list_models
 from ecgtune.search_spaces import families
@@ -16,6 +18,7 @@ from ecgtune.search_spaces.shared import EpochBudget, shared
 from ecgtune.trainables.trainer import TrainConfig
 
 SEARCH_SPACES = {name: getattr(families, name) for name in list_models()}
+PORTFOLIO_FILE = Path(__file__).with_name("portfolio.json")
 
 
 def define_search_space(trial, families_to_search: Sequence[str], budget: EpochBudget) -> None:
@@ -32,13 +35,14 @@ def search_space(families_to_search: Sequence[str], budget: EpochBudget = EpochB
 
 def default_point(family: str, budget: EpochBudget = EpochBudget()) -> dict:
     """Flat parameters of the family's compact starting point (`families.COMPACT`: its defaults at
-    CPU-sized widths), with the default training configuration and no augmentation."""
+    CPU-sized widths), with the default training configuration, no augmentation and the middle of the
+    epoch range."""
     config = get_family(family).config(**families.COMPACT[family])
     point = {"family": family, "model/dropout": config.dropout, "data/imbalance": "none", "augment/enabled": False}
     train = TrainConfig()
     point.update({f"train/{key}": getattr(train, key)
                   for key in ("lr", "weight_decay", "batch_size", "label_smoothing", "loss", "schedule")})
-    point["train/epochs"] = budget.max_epochs
+    point["train/epochs"] = (budget.min_epochs + budget.max_epochs) // 2  # the searcher learns whether longer pays
     for field in dataclasses.fields(config):
         value = getattr(config, field.name)
         if isinstance(value, tuple):
@@ -47,6 +51,18 @@ def default_point(family: str, budget: EpochBudget = EpochBudget()) -> dict:
         elif field.name != "dropout":
             point[f"{family}/{field.name}"] = value
     return point
+
+
+def portfolio_points(families_to_search: Sequence[str], budget: EpochBudget = EpochBudget()) -> list[dict]:
+    """The shipped portfolio's configurations of these families (`portfolio.json`: configurations that
+    won on real ECG in this project's benchmark runs, each with where it came from), as flat
+    parameters with their epochs brought within the budget."""
+    points = []
+    for entry in json.loads(PORTFOLIO_FILE.read_text())["configurations"]:
+        if entry["params"]["family"] in families_to_search:
+            epochs = min(budget.max_epochs, max(budget.min_epochs, entry["params"]["train/epochs"]))
+            points.append({**entry["params"], "train/epochs": epochs})
+    return points
 
 
 def model_kwargs(family_params: dict, dropout: float | None = None) -> dict:
@@ -65,4 +81,5 @@ def model_kwargs(family_params: dict, dropout: float | None = None) -> dict:
     return kwargs
 
 
-__all__ = ["EpochBudget", "SEARCH_SPACES", "default_point", "define_search_space", "model_kwargs", "search_space"]
+__all__ = ["EpochBudget", "SEARCH_SPACES", "default_point", "define_search_space", "model_kwargs", "portfolio_points",
+           "search_space"]

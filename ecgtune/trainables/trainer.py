@@ -47,10 +47,14 @@ class TrainConfig:
     ema_horizon: float = 0.0        # >0: validate and keep a moving average of the weights over about this
                                     # share of all steps (it smooths the last steps' noise); 0: the raw weights
     augmentation: Augmentation = field(default_factory=Augmentation)  # training rows only
+    first_epoch_fraction: float = 1.0  # <1: the first epoch sees this share of the rows, so that a search's
+                                       # first report (its cheapest rung) comes early for every network
 
     def __post_init__(self):
         if isinstance(self.augmentation, dict):  # read back from JSON
             object.__setattr__(self, "augmentation", Augmentation(**self.augmentation))
+        if not 0.0 < self.first_epoch_fraction <= 1.0:
+            raise ConfigError(f"first_epoch_fraction must lie in (0, 1], got {self.first_epoch_fraction}")
         if not 0.0 <= self.ema_horizon <= 1.0:
             raise ConfigError(f"ema_horizon must lie in [0, 1], got {self.ema_horizon}")
         if self.schedule not in SCHEDULES:
@@ -143,7 +147,8 @@ class Trainer:
         n_rows = len(self.train_x)
         self.batch_starts = [start for start in range(0, n_rows, config.batch_size) if n_rows - start >= 2]
         self.optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
-        total_steps = config.epochs * len(self.batch_starts)
+        self.first_epoch_steps = max(1, math.ceil(config.first_epoch_fraction * len(self.batch_starts)))
+        total_steps = (config.epochs - 1) * len(self.batch_starts) + self.first_epoch_steps
         self.scheduler = _schedule(self.optimizer, config, total_steps=total_steps)
         self.averaged = WeightAverage(model, config.ema_horizon * total_steps) if config.ema_horizon > 0 else None
         self.epoch = 0
@@ -165,10 +170,12 @@ class Trainer:
         self.model.train()
         order = torch.randperm(len(self.train_x), generator=self.generator).to(self.device)
         loss_sum = torch.zeros((), device=self.device)
-        for start in self.batch_starts:
+        batch_starts = self.batch_starts[:self.first_epoch_steps] if self.epoch == 0 else self.batch_starts
+        for start in batch_starts:
             rows = order[start:start + self.config.batch_size]
             loss_sum += self._step(self.train_x[rows], self.train_y[rows])
-        train_loss = float(loss_sum) / max(1, len(self.batch_starts))
+        train_loss = float(loss_sum) / max(1, len(batch_starts))
+        trained_rows = min(len(self.train_x), len(batch_starts) * self.config.batch_size)
         train_seconds = time.perf_counter() - started
         network = self.averaged.model if self.averaged else self.model
         validating = len(self.val_x) > 0
@@ -180,7 +187,7 @@ class Trainer:
             return None
         report = {"epoch": self.epoch, "train_loss": train_loss,
                   **(metrics.classification_report(probs, self.fold.val_labels) if validating else {}),
-                  "samples_per_s": len(self.train_x) / train_seconds, "seconds": self.elapsed,
+                  "samples_per_s": trained_rows / train_seconds, "seconds": self.elapsed,
                   "lr": self.scheduler.get_last_lr()[0]}
         self.history.append(report)
         key = (report["abs_sum"], report["log_loss"]) if validating else (0.0, 0.0)

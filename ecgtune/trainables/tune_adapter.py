@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import tempfile
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -41,13 +42,15 @@ def trial_settings(config: dict, seed: int) -> tuple[str, dict, TrainConfig, str
 
 
 def run_trial(config: dict, data: HeartbeatData, train_rows: np.ndarray, val_rows: np.ndarray, seed: int = 0,
-              threads: int = 1) -> None:
+              threads: int = 1, first_epoch_fraction: float = 1.0) -> None:
     """Ray Tune function trainable (the data arrive once through Ray's object store, via
-    `tune.with_parameters`). Trains on `threads` CPU threads, the CPUs the trial was given. Resumes
-    from the trial's checkpoint when Ray restarts it. Without validation rows (a refit) it reports
-    only the training loss."""
+    `tune.with_parameters`). Trains on `threads` CPU threads, the CPUs the trial was given; with
+    `first_epoch_fraction` < 1 its first report comes after that share of an epoch. Resumes from the
+    trial's checkpoint when Ray restarts it. Without validation rows (a refit) it reports only the
+    training loss."""
     torch.set_num_threads(max(1, threads))
     family, model_config, train_config, imbalance = trial_settings(config, seed)
+    train_config = replace(train_config, first_epoch_fraction=first_epoch_fraction)
     fold = prepare_fold(data, train_rows, val_rows, imbalance=imbalance, seed=seed)
     torch.manual_seed(seed)
     model = create_model(family, n_classes=fold.n_classes, signal_length=fold.train_signals.shape[1], **model_config)

@@ -17,12 +17,13 @@ from ray import tune
 
 from ecgtune.data import HeartbeatData
 from ecgtune.errors import ConfigError
-from ecgtune.search_spaces import EpochBudget, default_point, search_space
+from ecgtune.search_spaces import EpochBudget, default_point, portfolio_points, search_space
 from ecgtune.trainables.tune_adapter import METRIC, MODE, run_trial
 
 SEARCHERS = ("optuna", "random")
 SCHEDULERS = ("asha", "fifo")
 MIN_GRACE_S, MAX_GRACE_S = 5.0, 300.0
+FIRST_EPOCH_FRACTION = 0.25  # a search trial first reports after a quarter epoch: ASHA's cheap first rung
 
 
 @dataclass(frozen=True)
@@ -32,7 +33,7 @@ class SearchSettings:
     families: Sequence[str]
     name: str
     storage: str                          # absolute local path or a URI such as s3://bucket/path
-    num_samples: int = 60                 # trials in total, all families together
+    num_samples: int = 100                # trials in total, all families together
     time_budget_s: float | None = None    # stop the whole search after this many seconds
     searcher: str = "optuna"
     scheduler: str = "asha"
@@ -70,7 +71,8 @@ class SearchSettings:
 
 def make_searcher(settings: SearchSettings):
     """Ray's OptunaSearch over the define-by-run space: multivariate TPE with constant liar for
-    parallel trials, every family's default configuration tried first; or Optuna's random sampler."""
+    parallel trials, every family's compact starting point and then the shipped portfolio of
+    configurations that won on real ECG tried first; or Optuna's random sampler."""
     import optuna
     from ray.tune.search.optuna import OptunaSearch
 
@@ -80,8 +82,9 @@ def make_searcher(settings: SearchSettings):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         sampler = optuna.samplers.TPESampler(multivariate=True, group=True, constant_liar=True, seed=settings.seed)
-    defaults = [default_point(family, settings.budget) for family in settings.families]
-    return OptunaSearch(space, metric=METRIC, mode=MODE, sampler=sampler, points_to_evaluate=defaults)
+    first = [default_point(family, settings.budget) for family in settings.families]
+    first += portfolio_points(settings.families, settings.budget)
+    return OptunaSearch(space, metric=METRIC, mode=MODE, sampler=sampler, points_to_evaluate=first)
 
 
 def make_scheduler(settings: SearchSettings):
@@ -104,7 +107,7 @@ def make_trainable(settings: SearchSettings, data: HeartbeatData, train_rows: np
     """The trial function with its resources and the data placed once in the object store."""
     resources = {"cpu": settings.cpus_per_trial, "gpu": settings.gpus_per_trial}
     with_data = tune.with_parameters(trainable, data=data, train_rows=train_rows, val_rows=val_rows, seed=settings.seed,
-                                     threads=settings.threads_per_trial)
+                                     threads=settings.threads_per_trial, first_epoch_fraction=FIRST_EPOCH_FRACTION)
     return tune.with_resources(with_data, resources)
 
 
@@ -126,6 +129,7 @@ def build_tuner(settings: SearchSettings, data: HeartbeatData, train_rows: np.nd
         metric=METRIC, mode=MODE, search_alg=make_searcher(settings), scheduler=make_scheduler(settings),
         num_samples=settings.num_samples, max_concurrent_trials=settings.max_concurrent,
         time_budget_s=settings.time_budget_s, trial_name_creator=_trial_name, trial_dirname_creator=_trial_name,
+        reuse_actors=True,  # a trial's worker process outlives it: no new process and imports per trial
     )
     return tune.Tuner(make_trainable(settings, data, train_rows, val_rows, trainable),
                       tune_config=tune_config, run_config=run_config(settings, callbacks))
