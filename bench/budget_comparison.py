@@ -184,7 +184,8 @@ def run_ecgtune(task: Task, minutes: float, args) -> Submission:
     name = f"ecgtune_{minutes:g}min_seed{args.seed}"
     runs_dir = args.out / "runs"
     # A timed run starts from nothing: an earlier experiment of the same name would otherwise be in the way.
-    shutil.rmtree(runs_dir / name, ignore_errors=True)
+    for earlier in [runs_dir / name, *runs_dir.glob(f"{name}-*")]:  # with its refit or fold experiments
+        shutil.rmtree(earlier, ignore_errors=True)
     log_path = args.out / f"{name}.log"
     command = [sys.executable, str(ROOT / "search.py"), "--arch", "all", "--data", str(task.train_file),
                "--time-budget", str(minutes), "--seed", str(args.seed), "--runs-dir", str(runs_dir),

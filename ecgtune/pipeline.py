@@ -2,8 +2,9 @@
 rule, refit or cross-fitting) → export → report.
 
 `--time-budget` covers all of it, as AutoGluon's `time_limit` covers a fit: the search is given what
-is left after a share is put aside for the refit and for the stages that finish the run, and every
-stage's time is recorded in RUNS_DIR/NAME/timings.json, which the report shows.
+is left after a reserve for the stages that finish the run, and it ends early enough to refit its best
+trial on every row when that refit fits in a share of the budget. Every stage's time is recorded in
+RUNS_DIR/NAME/timings.json, which the report shows.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from ecgtune.atomic import write_text_atomically
 from ecgtune.errors import EcgtuneError
 
 TIMINGS_FILE = "timings.json"
-REFIT_SHARE = 0.15                    # of the budget, for retraining the ensemble's networks on every row
+REFIT_MAX_SHARE = 0.3                 # of the budget, at most, for retraining the ensemble on every row
 FINISH_SHARE, FINISH_MIN_S = 0.05, 20.0  # of the budget (at least 20 s): ensemble, export and report
 DEFAULT_GPUS_PER_TRIAL = 0.25
 
@@ -84,16 +85,16 @@ def search_settings(plan: experiment.Plan, resources: Resources, run_dir: Path, 
     )
 
 
-def search_time(plan: experiment.Plan, clock: Clock) -> float | None:
-    """Seconds the search may take: what is left of the budget after the refit's share and the
-    finishing stages' reserve."""
+def search_time(clock: Clock) -> float | None:
+    """Seconds the search may take at most: what is left of the budget after the finishing stages'
+    reserve (the search itself ends earlier to leave its best trial's refit time)."""
     if clock.budget_s is None:
         return None
-    reserve = max(FINISH_MIN_S, FINISH_SHARE * clock.budget_s) + (REFIT_SHARE * clock.budget_s if plan.refit else 0.0)
+    reserve = max(FINISH_MIN_S, FINISH_SHARE * clock.budget_s)
     left = clock.left() - reserve
     if left < 1.0:
         raise EcgtuneError(f"--time-budget {clock.budget_s / 60:g} minutes leaves no time to search after "
-                           f"{reserve:.0f} s for the refit, the ensemble and the export; give more time")
+                           f"{reserve:.0f} s for the ensemble, the export and the report; give more time")
     return left
 
 
@@ -120,7 +121,9 @@ def run_search(plan: experiment.Plan, resources: Resources, run_dir: Path, resum
     print(f"data: {data.source}: {len(data)} rows x {data.signal_length} samples, {data.n_classes} classes "
           f"(train {len(train_rows)}, validation {len(val_rows)})", file=sys.stderr)
     with clock.stage("search"):
-        settings = replace(settings, time_budget_s=search_time(plan, clock))
+        refit_max_s = REFIT_MAX_SHARE * clock.budget_s if clock.budget_s and plan.refit else None
+        settings = replace(settings, time_budget_s=search_time(clock), refit_rows=len(data) if plan.refit else None,
+                           refit_max_s=refit_max_s)
         results = tune_search.run(settings, data, train_rows, val_rows, resume=resume)
     with clock.stage("leaderboard"):
         rows = rank_rows(tune_search.trial_rows(results))

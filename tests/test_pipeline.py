@@ -7,13 +7,6 @@ import pytest
 
 from ecgtune import pipeline
 from ecgtune.errors import EcgtuneError
-from ecgtune.experiment import Plan
-
-
-def _plan(refit=True, budget_s=480.0):
-    return Plan(families=["plain_cnn"], storage="/tmp", data=None, rows=100, val_fraction=0.2, seed=0,
-                num_samples=10, time_budget_s=budget_s, searcher="optuna", scheduler="asha", grace_period_s=None,
-                reduction_factor=3, min_epochs=1, max_epochs=2, refit=refit)
 
 
 class FakeClock:
@@ -33,13 +26,30 @@ def fake_time(monkeypatch):
     return clock
 
 
-def test_the_search_gets_what_the_refit_and_the_finishing_stages_leave(fake_time):
+def test_the_search_gets_what_the_finishing_stages_leave(fake_time):
     clock = pipeline.Clock(480.0)
     fake_time.now += 30.0  # data, Ray and the plan took 30 s
     finishing = max(pipeline.FINISH_MIN_S, pipeline.FINISH_SHARE * 480.0)
-    assert pipeline.search_time(_plan(refit=True), clock) == pytest.approx(480 - 30 - finishing - 0.15 * 480)
-    assert pipeline.search_time(_plan(refit=False), clock) == pytest.approx(480 - 30 - finishing)
-    assert pipeline.search_time(_plan(budget_s=None), pipeline.Clock(None)) is None
+    assert pipeline.search_time(clock) == pytest.approx(480 - 30 - finishing)
+    assert pipeline.search_time(pipeline.Clock(None)) is None
+
+
+def test_the_search_ends_early_enough_to_refit_its_best_trial(fake_time):
+    from ecgtune.trainables.tune_search import FIRST_EPOCH_FRACTION, METRIC, RefitReserve
+
+    stopper = RefitReserve(time_budget_s=300.0, training_rows=8000, refit_rows=10000, max_seconds=120.0)
+    assert not stopper.stop_all()
+    # 4 epochs (the first a quarter) of 8,000 rows in 65 s: 10,000 rows x 4 epochs take 100 s
+    rows_seen = (3 + FIRST_EPOCH_FRACTION) * 8000
+    stopper("a", {METRIC: 50.0, "epoch": 4, "time_total_s": 100.0 * rows_seen / 40_000})
+    stopper("b", {METRIC: 80.0, "epoch": 1, "time_total_s": 1.0})  # worse: its refit time is not reserved
+    assert stopper.reserve() == pytest.approx(100.0)
+    fake_time.now += 199.0
+    assert not stopper.stop_all()
+    fake_time.now += 2.0
+    assert stopper.stop_all()
+    stopper("c", {METRIC: 10.0, "epoch": 12, "time_total_s": 400.0})  # the new best needs more than 120 s
+    assert stopper.reserve() == 0.0 and not stopper.stop_all()
 
 
 def test_the_refit_gets_what_the_search_left_but_the_finishing_reserve(fake_time):
@@ -53,7 +63,7 @@ def test_the_refit_gets_what_the_search_left_but_the_finishing_reserve(fake_time
 def test_a_budget_too_small_to_search_is_refused_in_one_line(fake_time):
     clock = pipeline.Clock(20.0)
     with pytest.raises(EcgtuneError, match="leaves no time to search"):
-        pipeline.search_time(_plan(budget_s=20.0), clock)
+        pipeline.search_time(clock)
 
 
 def test_stages_are_timed_and_saved(fake_time, tmp_path):

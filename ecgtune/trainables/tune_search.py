@@ -8,6 +8,7 @@ store; every trial checkpoints its best epoch; an interrupted experiment resumes
 from __future__ import annotations
 
 import os
+import time
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -46,6 +47,8 @@ class SearchSettings:
     max_concurrent: int | None = None
     max_failures: int = 2                 # retries of a failed trial, each from its last checkpoint
     seed: int = 0
+    refit_rows: int | None = None         # with a time budget: end the search early enough to refit the best
+    refit_max_s: float | None = None      # trial on this many rows, unless that would take longer than this
 
     def __post_init__(self):
         if self.searcher not in SEARCHERS:
@@ -111,9 +114,39 @@ def make_trainable(settings: SearchSettings, data: HeartbeatData, train_rows: np
     return tune.with_resources(with_data, resources)
 
 
-def run_config(settings: SearchSettings, callbacks: Sequence | None = None) -> tune.RunConfig:
+class RefitReserve(tune.Stopper):
+    """Ends the search when what is left of its time is what the best trial so far would need to be
+    refit on every row (its pace per row, times every row, times its best epoch). A refit that would
+    take longer than `max_seconds` is not reserved for: the search then uses all of its time."""
+
+    def __init__(self, time_budget_s: float, training_rows: int, refit_rows: int, max_seconds: float):
+        self.deadline = time.monotonic() + time_budget_s
+        self.training_rows, self.refit_rows, self.max_seconds = training_rows, refit_rows, max_seconds
+        self.best: tuple[float, float] | None = None  # (validation abs-sum, refit seconds)
+
+    def __call__(self, trial_id: str, result: dict) -> bool:
+        if METRIC in result and "epoch" in result:
+            rows_seen = (result["epoch"] - 1 + FIRST_EPOCH_FRACTION) * self.training_rows
+            refit_seconds = result["time_total_s"] / rows_seen * self.refit_rows * result["epoch"]
+            if self.best is None or result[METRIC] < self.best[0]:
+                self.best = (result[METRIC], refit_seconds)
+        return False
+
+    def reserve(self) -> float:
+        """Seconds kept back for the refit."""
+        if self.best is None or self.best[1] > self.max_seconds:
+            return 0.0
+        return self.best[1]
+
+    def stop_all(self) -> bool:
+        return time.monotonic() >= self.deadline - self.reserve()
+
+
+def run_config(settings: SearchSettings, callbacks: Sequence | None = None,
+               stop: tune.Stopper | None = None) -> tune.RunConfig:
     """Storage, retries and checkpoint retention (the latest checkpoint holds the best epoch)."""
     return tune.RunConfig(
+        stop=stop,
         name=settings.name,
         storage_path=settings.storage,
         failure_config=tune.FailureConfig(max_failures=settings.max_failures),
@@ -131,8 +164,12 @@ def build_tuner(settings: SearchSettings, data: HeartbeatData, train_rows: np.nd
         time_budget_s=settings.time_budget_s, trial_name_creator=_trial_name, trial_dirname_creator=_trial_name,
         reuse_actors=True,  # a trial's worker process outlives it: no new process and imports per trial
     )
+    stop = None
+    if settings.refit_rows and settings.time_budget_s:
+        stop = RefitReserve(settings.time_budget_s, len(train_rows), settings.refit_rows,
+                            settings.refit_max_s or settings.time_budget_s)
     return tune.Tuner(make_trainable(settings, data, train_rows, val_rows, trainable),
-                      tune_config=tune_config, run_config=run_config(settings, callbacks))
+                      tune_config=tune_config, run_config=run_config(settings, callbacks, stop))
 
 
 def _trial_name(trial) -> str:
