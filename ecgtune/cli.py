@@ -171,7 +171,7 @@ def add_search_arguments(parser: argparse.ArgumentParser) -> None:
                      help="asha: stop weak trials early; fifo: every trial runs its epochs (default asha)")
     how.add_argument("--grace-period", type=_positive_float, metavar="SECONDS",
                      help="ASHA: seconds of training before a trial can be stopped; trials are compared at equal "
-                          "training time (default: a fortieth of the search's budget, 5 to 300 s)")
+                          "training time (default: an eightieth of the search's time, 3 to 300 s)")
     how.add_argument("--reduction-factor", type=_positive_int, default=defaults.reduction_factor,
                      help=f"ASHA: keep 1/N of the trials at each rung (default {defaults.reduction_factor})")
     how.add_argument("--min-epochs", type=_positive_int, default=budget.min_epochs,

@@ -321,7 +321,7 @@ def _refit(run_dir: Path, plan: Plan, summary: dict, members: list, settings, se
     did not finish ships as the search trained it."""
     from ecgtune.ensemble.library import fold_trial_name, latest_checkpoints
     from ecgtune.trainables.tune_folds import retrain
-    from ecgtune.trainables.tune_search import trial_slots
+    from ecgtune.trainables.tune_search import refit_margin, trial_slots
 
     data = load_data(plan)
     check_unchanged(run_dir, plan, data)
@@ -333,7 +333,7 @@ def _refit(run_dir: Path, plan: Plan, summary: dict, members: list, settings, se
         pace = description.get("seconds", 0.0) / max(1, description.get("epochs_trained", 1)
                                                      * description.get("training_rows", len(data)))
         free = slots.index(min(slots))
-        if seconds is not None and slots[free] + pace * len(data) * epochs > seconds:
+        if seconds is not None and refit_margin(slots[free] + pace * len(data) * epochs) > seconds:
             continue
         slots[free] += pace * len(data) * epochs
         sampled = description["sampled"]

@@ -19,7 +19,7 @@ PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 def _plan(storage, families=("plain_cnn", "dilated_cnn")) -> Plan:
     budget = EpochBudget()
     return Plan(families=list(families), storage=str(storage), data=None, rows=1000, val_fraction=0.2, seed=0,
-                num_samples=20, time_budget_s=None, searcher="optuna", scheduler="asha", grace_period=2,
+                num_samples=20, time_budget_s=None, searcher="optuna", scheduler="asha", grace_period_s=None,
                 reduction_factor=3, min_epochs=budget.min_epochs, max_epochs=budget.max_epochs)
 
 

@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import nest_params
 
 ray = pytest.importorskip("ray")
 from ray import tune  # noqa: E402
@@ -42,17 +43,9 @@ def beats():
 
 def _settings(tmp_path, **overrides):
     values = dict(families=["plain_cnn", "dilated_cnn"], name="exp", storage=str(tmp_path), num_samples=3,
-                  budget=EpochBudget(1, 2), grace_period=1)
+                  budget=EpochBudget(1, 2), grace_period_s=1.0)
     values.update(overrides)
     return SearchSettings(**values)
-
-
-def _nested(point: dict) -> dict:
-    nested = {}
-    for key, value in point.items():
-        head, _, tail = key.partition("/")
-        (nested.setdefault(head, {}).__setitem__(tail, value) if tail else nested.__setitem__(head, value))
-    return nested
 
 
 def test_search_checkpoints_what_the_ensemble_needs(tmp_path, beats):
@@ -75,7 +68,7 @@ def test_search_checkpoints_what_the_ensemble_needs(tmp_path, beats):
 
 def test_a_diverging_trial_stops_with_the_worst_score_and_the_search_goes_on(tmp_path, beats):
     data, train_rows, val_rows = beats
-    config = _nested(default_point("plain_cnn", EpochBudget(1, 3)))
+    config = nest_params(default_point("plain_cnn", EpochBudget(1, 3)))
     config["train"]["lr"] = tune.grid_search([3e-3, 1e12])
     config["train"]["schedule"] = "cosine"
     settings = _settings(tmp_path, families=["plain_cnn"])
@@ -106,7 +99,7 @@ def trial_that_raises_once(config, **kwargs):
 
 def test_a_trial_that_raises_is_retried_from_its_checkpoint(tmp_path, beats):
     data, train_rows, val_rows = beats
-    config = _nested(default_point("plain_cnn", EpochBudget(1, 3)))
+    config = nest_params(default_point("plain_cnn", EpochBudget(1, 3)))
     config["marker"] = tune.grid_search([str(tmp_path / "fails-once"), str(tmp_path / "never")])
     (tmp_path / "never").touch()
     settings = _settings(tmp_path, families=["plain_cnn"], max_failures=2)

@@ -23,7 +23,7 @@ from ecgtune.trainables.tune_adapter import METRIC, MODE, run_trial
 
 SEARCHERS = ("optuna", "random")
 SCHEDULERS = ("asha", "fifo")
-MIN_GRACE_S, MAX_GRACE_S = 5.0, 300.0
+MIN_GRACE_S, MAX_GRACE_S, GRACE_SHARE = 3.0, 300.0, 1 / 80  # the first rung: this share of the search's time
 FIRST_EPOCH_FRACTION = 0.25  # a search trial first reports after a quarter epoch: ASHA's cheap first rung
 
 
@@ -39,7 +39,7 @@ class SearchSettings:
     searcher: str = "optuna"
     scheduler: str = "asha"
     grace_period_s: float | None = None   # ASHA: seconds of training every trial gets before it can be stopped
-                                          # (None: a fortieth of the budget, 5 s to 5 minutes)
+                                          # (None: an eightieth of the budget, 3 s to 5 minutes)
     reduction_factor: int = 3             # ASHA: keep the best 1/reduction_factor at each rung
     budget: EpochBudget = field(default_factory=EpochBudget)
     cpus_per_trial: float = 1.0
@@ -69,7 +69,7 @@ class SearchSettings:
     def grace_seconds(self) -> float:
         if self.grace_period_s is not None:
             return self.grace_period_s
-        return min(MAX_GRACE_S, max(MIN_GRACE_S, (self.time_budget_s or MAX_GRACE_S * 40) / 40))
+        return min(MAX_GRACE_S, max(MIN_GRACE_S, GRACE_SHARE * (self.time_budget_s or MAX_GRACE_S / GRACE_SHARE)))
 
 
 def make_searcher(settings: SearchSettings):
@@ -133,13 +133,19 @@ class RefitReserve(tune.Stopper):
         return False
 
     def reserve(self) -> float:
-        """Seconds kept back for the refit."""
-        if self.best is None or self.best[1] > self.max_seconds:
+        """Seconds kept back for the refit, with its margin (see `refit_margin`)."""
+        if self.best is None or refit_margin(self.best[1]) > self.max_seconds:
             return 0.0
-        return self.best[1]
+        return refit_margin(self.best[1])
 
     def stop_all(self) -> bool:
         return time.monotonic() >= self.deadline - self.reserve()
+
+
+def refit_margin(estimate_s: float) -> float:
+    """Seconds to plan for a refit estimated at `estimate_s` from its trial's pace: a quarter more,
+    plus the start of its Ray experiment, so that a refit planned to fit does finish."""
+    return 1.25 * estimate_s + 10.0
 
 
 def run_config(settings: SearchSettings, callbacks: Sequence | None = None,
