@@ -69,6 +69,7 @@ def test_search_checkpoints_what_the_ensemble_needs(tmp_path, beats):
 def test_a_diverging_trial_stops_with_the_worst_score_and_the_search_goes_on(tmp_path, beats):
     data, train_rows, val_rows = beats
     config = nest_params(default_point("plain_cnn", EpochBudget(1, 3)))
+    config["train"]["epochs"] = 3
     config["train"]["lr"] = tune.grid_search([3e-3, 1e12])
     config["train"]["schedule"] = "cosine"
     settings = _settings(tmp_path, families=["plain_cnn"])
@@ -100,6 +101,7 @@ def trial_that_raises_once(config, **kwargs):
 def test_a_trial_that_raises_is_retried_from_its_checkpoint(tmp_path, beats):
     data, train_rows, val_rows = beats
     config = nest_params(default_point("plain_cnn", EpochBudget(1, 3)))
+    config["train"]["epochs"] = 3
     config["marker"] = tune.grid_search([str(tmp_path / "fails-once"), str(tmp_path / "never")])
     (tmp_path / "never").touch()
     settings = _settings(tmp_path, families=["plain_cnn"], max_failures=2)
@@ -113,9 +115,13 @@ def test_a_trial_that_raises_is_retried_from_its_checkpoint(tmp_path, beats):
     assert list(retried["epoch"]) == [1, 2, 3], "resumed from the epoch-1 checkpoint, not from scratch"
 
 
+KILLED_EPOCHS = 4  # enough for the trials to learn more than the class prior, which the ensemble requires
+
+
 def _search_command(tmp_path, *extra):
-    return [sys.executable, str(ROOT / "search.py"), "--arch", "plain_cnn", "--rows", "900", "--num-samples", "5",
-            "--min-epochs", "2", "--max-epochs", "2", "--scheduler", "fifo", "--time-budget", "0",
+    return [sys.executable, str(ROOT / "search.py"), "--arch", "plain_cnn", "--rows", "1500", "--num-samples", "5",
+            "--min-epochs", str(KILLED_EPOCHS), "--max-epochs", str(KILLED_EPOCHS), "--scheduler", "fifo",
+            "--time-budget", "0", "--no-refit",
             "--max-concurrent", "1", "--name", "killed", "--runs-dir", str(tmp_path), *extra]
 
 
@@ -123,7 +129,7 @@ def _finished_trials(experiment: Path) -> set[str]:
     finished = set()
     for result_file in experiment.glob("*/result.json"):
         lines = [json.loads(line) for line in result_file.read_text().splitlines() if line.strip()]
-        if any(line.get("training_iteration") == 2 for line in lines):
+        if any(line.get("training_iteration") == KILLED_EPOCHS for line in lines):
             finished.add(result_file.parent.name)
     return finished
 
@@ -152,7 +158,7 @@ def test_a_search_killed_with_sigkill_resumes_and_keeps_what_finished(tmp_path):
     assert len(rows) == 5
     trial_dirs = {path.parent.name for path in experiment.glob("*/result.json")}
     assert finished_before <= trial_dirs and len(trial_dirs) == 5
-    assert all(row["epochs_run"] == "2" for row in rows)
+    assert all(row["epochs_run"] == str(KILLED_EPOCHS) for row in rows)
     assert list(experiment.glob("*/events.out.tfevents.*")), "TensorBoard logs per trial"
 
     # The searcher that finished the experiment is still Optuna's TPE, and its study saw every trial.
