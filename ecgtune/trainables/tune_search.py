@@ -67,6 +67,7 @@ class SearchSettings:
 
     @property
     def grace_seconds(self) -> float:
+        """ASHA's first rung: the given seconds, or a share of the search's time."""
         if self.grace_period_s is not None:
             return self.grace_period_s
         return min(MAX_GRACE_S, max(MIN_GRACE_S, GRACE_SHARE * (self.time_budget_s or MAX_GRACE_S / GRACE_SHARE)))
