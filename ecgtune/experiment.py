@@ -351,8 +351,9 @@ def _refit(run_dir: Path, plan: Plan, summary: dict, members: list, settings, se
     newest = {folder.parent.name: folder for folder in latest_checkpoints(Path(settings.experiment_path))}
     for member in summary["members"]:
         folder = newest.get(fold_trial_name(member["trial"], 0))
-        finished = (folder is not None and member["trial"] in configs and
-                    _checkpoint_description(str(folder)).get("epochs_trained") == configs[member["trial"]]["train"]["epochs"])
+        wanted = configs.get(member["trial"], {}).get("train", {}).get("epochs")
+        finished = folder is not None and wanted is not None and \
+            _checkpoint_description(str(folder)).get("epochs_trained") == wanted
         member["refit"] = finished
         if finished:
             member["search_checkpoints"], member["checkpoints"] = member["checkpoints"], [str(folder)]

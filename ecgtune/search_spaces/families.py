@@ -6,8 +6,8 @@ Only suggestions live here; `ecgtune.search_spaces.model_kwargs` turns them into
 
 The widths are sized for a CPU core as much as for a GPU: on these 205-sample beats a network of a
 few million multiply-accumulates per beat trains 5-10x faster than the write-up's sizes, so a laptop
-search runs tens of trials instead of a handful (BENCHMARKS.md, "Compact networks"). `COMPACT` is
-each family's compact starting point: the searcher tries it first.
+search runs tens of trials instead of a handful, though at equal epochs it scores worse (BENCHMARKS.md,
+section 11b). `COMPACT` is each family's compact starting point: the searcher tries it first.
 """
 
 from __future__ import annotations
