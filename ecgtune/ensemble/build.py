@@ -45,7 +45,8 @@ def build_ensemble(members: Sequence[Member], labels: np.ndarray, *, size: int =
     options = {"size": size, "bagging_rounds": bagging_rounds, "random_state": seed}
     selector = EnsembleSelection(**options, max_members=max_members, max_cost=max_cost).fit(
         library, labels, cost_by_index)
-    weights, blended, rule = _blend_and_rule(selector.weights_, library, labels)
+    weights = selector.weights_
+    blended, rule = _blend_and_rule(weights, library, labels)
     start = selector.start_
     single_rule = fit_decision_rule(library[start], labels)
     single_score = abs_sum(single_rule.decide(library[start]), labels)
@@ -65,7 +66,7 @@ def build_ensemble(members: Sequence[Member], labels: np.ndarray, *, size: int =
     }
     if max_members is not None or max_cost is not None:
         unlimited = EnsembleSelection(**options).fit(library, labels)
-        _, free_blend, free_rule = _blend_and_rule(unlimited.weights_, library, labels)
+        free_blend, free_rule = _blend_and_rule(unlimited.weights_, library, labels)
         scores["unlimited_ensemble_learned_rule"] = min(abs_sum(free_rule.decide(free_blend), labels),
                                                         scores["best_single_learned_rule"])
     chosen = [
@@ -93,6 +94,7 @@ def build_ensemble(members: Sequence[Member], labels: np.ndarray, *, size: int =
 
 
 def _blend_and_rule(weights: np.ndarray, library: np.ndarray, labels: np.ndarray):
+    """The weighted average of the members' probabilities and the decision rule learnt on it."""
     blended = np.tensordot(weights, library, axes=1)
-    return weights, blended, fit_decision_rule(blended, labels)
+    return blended, fit_decision_rule(blended, labels)
 

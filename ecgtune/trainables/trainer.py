@@ -10,7 +10,7 @@ import copy
 import math
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 
 import numpy as np
 import torch
@@ -199,7 +199,7 @@ class Trainer:
     def _step(self, signals: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         """One optimisation step on a batch (augmented when the config says so); returns its loss."""
         augmentation = self.config.augmentation
-        if augmentation.enabled:
+        if replace(augmentation, mixup=0.0).enabled:  # mixup alone needs no per-beat transform
             signals = augment(signals, augmentation, self.generator)
 
         def loss_of(logits, targets):
