@@ -169,7 +169,6 @@ def build_tuner(settings: SearchSettings, data: HeartbeatData, train_rows: np.nd
         metric=METRIC, mode=MODE, search_alg=make_searcher(settings), scheduler=make_scheduler(settings),
         num_samples=settings.num_samples, max_concurrent_trials=settings.max_concurrent,
         time_budget_s=settings.time_budget_s, trial_name_creator=_trial_name, trial_dirname_creator=_trial_name,
-        reuse_actors=True,  # a trial's worker process outlives it: no new process and imports per trial
     )
     stop = None
     if settings.refit_rows and settings.time_budget_s:
