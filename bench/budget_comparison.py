@@ -15,7 +15,7 @@ abs-sum, the same scaled to 20,000 rows (the competition's test size), accuracy,
 abs-sum divided by ecgtune's; per budget, ecgtune's rank. Tables are printed; OUT/results.json keeps it all.
 
     python bench/budget_comparison.py [--minutes 10 30] [--methods ecgtune,net1,minirocket,lightgbm]
-        [--seed 0] [--rows N] [--out bench/out/budget_comparison] [--ecgtune-args --predict-budget 0 ...]
+        [--seed 0] [--rows N] [--mitbih FILE] [--out bench/out/budget_comparison] [--ecgtune-args --predict-budget 0 ...]
 """
 
 from __future__ import annotations
@@ -78,6 +78,7 @@ def main() -> None:
     parser.add_argument("--methods", default=",".join(METHODS), help=f"comma list of {', '.join(METHODS)}")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--rows", type=int, help="use a stratified subsample of this many labelled rows")
+    parser.add_argument("--mitbih", type=Path, default=MITBIH, help="the labelled MIT-BIH file")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "out" / "budget_comparison")
     parser.add_argument("--ecgtune-args", nargs=argparse.REMAINDER, default=[],
                         help="everything after this goes to search.py (e.g. --predict-budget 0)")
@@ -119,7 +120,7 @@ def prepare_task(args, write_train_file: bool) -> tuple[Task, dict]:
     """Loads the labelled file, optionally subsamples it, holds out a stratified share, writes the rest."""
     from ecgtune.data import HeartbeatData, holdout_split, load_dataset, write_dataset
 
-    data = load_dataset(MITBIH, require_labels=True)
+    data = load_dataset(args.mitbih, require_labels=True)
     if args.rows and args.rows < len(data):
         _, kept = holdout_split(data.labels, args.rows / len(data), seed=args.seed)
         data = HeartbeatData(data.ids[kept], data.signals[kept], data.labels[kept], data.source)
@@ -131,7 +132,7 @@ def prepare_task(args, write_train_file: bool) -> tuple[Task, dict]:
                                     data.source), train_file)
     task = Task(data.signals[train_rows], data.labels[train_rows], data.signals[held_out], data.labels[held_out],
                 data.n_classes, train_file)
-    summary = {"file": str(MITBIH), "rows": len(data), "train_rows": len(train_rows),
+    summary = {"file": str(args.mitbih), "rows": len(data), "train_rows": len(train_rows),
                "held_out_rows": len(held_out), "train_file": str(train_file)}
     return task, summary
 

@@ -1,4 +1,4 @@
-"""Command line: `python -m ecgtune {search,ensemble,predict,make-data,inspect}`; `python search.py` is `search`.
+"""Command line: `python -m ecgtune {search,ensemble,report,predict,make-data,inspect}`; `python search.py` is `search`.
 
 Errors in the user's input are printed as one line (`error: ...`) with exit code 2, never a traceback.
 """
@@ -11,7 +11,7 @@ import time
 import warnings
 from pathlib import Path
 
-from ecgtune.errors import DataWarning, EcgtuneError
+from ecgtune.errors import DataWarning, EcgtuneError, Interrupted
 
 DEFAULT_ROWS = 10_000
 DEFAULT_TIME_BUDGET_MINUTES = 8.0
@@ -131,7 +131,7 @@ def add_resource_arguments(group) -> None:
     group.add_argument("--cpus-per-trial", type=_positive_float, default=defaults.cpus_per_trial,
                        help=f"default {defaults.cpus_per_trial:g}")
     group.add_argument("--gpus-per-trial", type=_gpu_share,
-                       help="fraction of a GPU per trial (default 0.25 with GPUs, else 0)")
+                       help="fraction of a GPU per trial (default 0.125 with GPUs, else 0)")
     group.add_argument("--max-concurrent", type=_positive_int,
                        help="at most this many trials at once (default: as resources allow)")
     group.add_argument("--max-failures", type=_count, default=defaults.max_failures,
@@ -188,6 +188,9 @@ def add_search_arguments(parser: argparse.ArgumentParser) -> None:
                                          "(default: RUNS_DIR, so everything lands in RUNS_DIR/NAME)")
     where.add_argument("--resume", action="store_true",
                        help="continue the interrupted experiment --name with its saved settings")
+    where.add_argument("--trust-state", action="store_true",
+                       help="with --resume: accept an experiment this user's key did not sign (your own, copied "
+                            "from another machine or killed before it could sign); its pickles will be loaded")
     where.add_argument("--no-cache", action="store_true", help="neither read nor write the parse cache")
     where.add_argument("--smoke", action="store_true",
                        help=f"a quick check: {SMOKE_ROWS} synthetic rows, {SMOKE_SAMPLES} trials of 4-6 epochs")
@@ -253,6 +256,9 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "report":
             return run_report(args)
         return run_inspect(args)
+    except Interrupted as error:
+        print(error, file=sys.stderr)
+        return 130
     except EcgtuneError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
@@ -288,6 +294,8 @@ def run_search(args: argparse.Namespace) -> int:
 
     clock = pipeline.Clock(None)
     run_dir = args.runs_dir / (args.name or time.strftime("%Y%m%d-%H%M%S"))
+    if args.trust_state and not args.resume:
+        raise EcgtuneError("--trust-state vouches for an experiment to resume: use it with --resume --name NAME")
     if args.resume:
         if not args.name:
             raise EcgtuneError("--resume needs the --name of the experiment to continue")
@@ -296,7 +304,8 @@ def run_search(args: argparse.Namespace) -> int:
         plan = experiment.plan_from_arguments(args, parse_families(args.arch), run_dir, args.smoke,
                                               DEFAULT_ROWS, SMOKE_ROWS, SMOKE_SAMPLES)
     clock.budget_s = plan.time_budget_s
-    pipeline.run_search(plan, _resources(args), run_dir, resume=args.resume, use_cache=not args.no_cache, clock=clock)
+    pipeline.run_search(plan, _resources(args), run_dir, resume=args.resume, use_cache=not args.no_cache, clock=clock,
+                        trust_state=args.trust_state)
     return 0
 
 
@@ -346,13 +355,33 @@ def run_predict(args: argparse.Namespace) -> int:
     from ecgtune.data import load_dataset
     from ecgtune.report import write_submission
 
+    _check_output_path(args.out, args.data, args.bundle)
     bundle = load_bundle(args.bundle)
     data = load_dataset(args.data, signal_length=bundle.manifest["signal_length"], use_cache=not args.no_cache)
     probs = bundle.predict_proba(data.signals)
     values = bundle.decide(probs) if args.output == "decision" else probs
-    write_submission(args.out, data.ids, values)
+    try:
+        write_submission(args.out, data.ids, values)
+    except OSError as error:  # its file name would be the temporary file the submission is written to
+        raise EcgtuneError(f"{args.out}: cannot write the submission ({error.strerror or error})") from None
     print(f"wrote {args.out}: {len(data)} rows ({args.output})")
     return 0
+
+
+def _check_output_path(out: Path, data: Path, bundle: Path) -> None:
+    """Refuses, before anything is read or written, an --out that would replace the --data file (by
+    any path or link) or a file of the bundle, or that cannot be a file."""
+    written = out.parent.resolve() / out.name  # the submission replaces this path, not a link's target
+    bundle_folder = bundle.resolve()
+    if written == bundle_folder or bundle_folder in written.parents:
+        raise EcgtuneError(f"{out}: is the bundle folder {bundle} or inside it; write the submission elsewhere")
+    if out.exists() and data.exists() and out.samefile(data):
+        raise EcgtuneError(f"{out}: is the --data file; writing the submission there would destroy the input")
+    if out.exists() and not out.is_file():
+        raise EcgtuneError(f"{out}: exists and is not a regular file; --out names the submission file to write")
+    blocking = next((parent for parent in out.parents if parent.exists() and not parent.is_dir()), None)
+    if blocking is not None:
+        raise EcgtuneError(f"{out}: {blocking} is a file, not a folder")
 
 
 def run_make_data(args: argparse.Namespace) -> int:

@@ -15,5 +15,9 @@ class DataWarning(UserWarning):
     """Something odd in a data file that does not stop the work (values outside [0, 1], empty classes)."""
 
 
+class Interrupted(EcgtuneError):
+    """The user stopped the run (Ctrl-C); the message says what was kept and how to continue (exit 130)."""
+
+
 class ConfigError(EcgtuneError, ValueError):
     """An unknown name or an invalid setting: the message lists what is valid."""

@@ -17,6 +17,7 @@ import numpy as np
 import xxhash
 
 from ecgtune.atomic import atomic_path, write_text_atomically
+from ecgtune.checkpoint import read_checkpoint
 from ecgtune.data import HeartbeatData, holdout_split, load_dataset, make_synthetic
 from ecgtune.errors import ConfigError, EcgtuneError
 
@@ -257,16 +258,6 @@ def _build(members: list, labels: np.ndarray, options: EnsembleOptions, seconds_
     return summary, probs
 
 
-def _checkpoint_description(checkpoint: str) -> dict:
-    from ecgtune.ensemble.library import CONFIG_FILE
-
-    config_path = Path(checkpoint) / CONFIG_FILE
-    try:
-        return json.loads(config_path.read_text())
-    except (OSError, ValueError) as error:
-        raise EcgtuneError(f"{config_path}: unreadable checkpoint description ({error})") from None
-
-
 def _retraining_settings(settings, plan: Plan, run_dir: Path, kind: str, request: dict):
     """Settings of a retraining experiment named after the run and a hash of what it trains, so that
     the same request resumes the same experiment and another one starts afresh."""
@@ -281,11 +272,12 @@ def _cross_fit(run_dir: Path, plan: Plan, holdout: dict, options: EnsembleOption
 
     configs = {}
     for member in holdout["members"][:options.fold_members]:
+        config = read_checkpoint(Path(member["checkpoints"][0])).sampled
         try:
-            config = _checkpoint_description(member["checkpoints"][0])["sampled"]
             train = {**config["train"], "keep": "last"}
         except (KeyError, TypeError) as error:
-            raise EcgtuneError(f"{member['checkpoints'][0]}: unreadable checkpoint description ({error})") from None
+            raise EcgtuneError(f"{member['checkpoints'][0]}: unreadable checkpoint (its sampled configuration has "
+                               f"no training settings: {error!r})") from None
         if options.fold_epochs:
             train["epochs"] = options.fold_epochs
         configs[member["trial"]] = {**config, "train": train}
@@ -319,8 +311,9 @@ def _refit(run_dir: Path, plan: Plan, summary: dict, members: list, settings, se
     stay those fitted on the search's validation predictions. Within `seconds`, networks are refit
     heaviest first while their estimated time (from their trial's pace) fits; a network whose refit
     did not finish ships as the search trained it."""
-    from ecgtune.ensemble.library import fold_trial_name, latest_checkpoints
+    from ecgtune.ensemble.library import fold_trial_name
     from ecgtune.trainables.tune_folds import retrain
+    from ecgtune.trainables.tune_layout import latest_checkpoints
     from ecgtune.trainables.tune_search import refit_margin, trial_slots
 
     data = load_data(plan)
@@ -330,8 +323,7 @@ def _refit(run_dir: Path, plan: Plan, summary: dict, members: list, settings, se
     for member in summary["members"]:
         description = described[member["trial"]]
         epochs = max(1, int(description["best_epoch"]))
-        pace = description.get("seconds", 0.0) / max(1, description.get("epochs_trained", 1)
-                                                     * description.get("training_rows", len(data)))
+        pace = description["seconds"] / max(1, description["epochs_trained"] * description["training_rows"])
         free = slots.index(min(slots))
         if seconds is not None and refit_margin(slots[free] + pace * len(data) * epochs) > seconds:
             continue
@@ -344,16 +336,15 @@ def _refit(run_dir: Path, plan: Plan, summary: dict, members: list, settings, se
         print("refit: no time left to retrain any network on every row; the search's networks ship", file=sys.stderr)
         return summary
     settings = _retraining_settings(settings, plan, run_dir, "refit", {"configs": configs})
-    print(f"refit: {len(configs)} of {len(summary['members'])} network(s) retrained on all {len(data)} labelled rows "
+    print(f"refit: retraining {len(configs)} of {len(summary['members'])} network(s) on all {len(data)} labelled rows "
           f"in {settings.experiment_path}", file=sys.stderr)
     every_row = [(np.arange(len(data)), np.empty(0, dtype=np.int64))]
     retrain(settings, data, configs, every_row, time_budget_s=seconds)
-    newest = {folder.parent.name: folder for folder in latest_checkpoints(Path(settings.experiment_path))}
+    newest = latest_checkpoints(Path(settings.experiment_path))
     for member in summary["members"]:
         folder = newest.get(fold_trial_name(member["trial"], 0))
         wanted = configs.get(member["trial"], {}).get("train", {}).get("epochs")
-        finished = folder is not None and wanted is not None and \
-            _checkpoint_description(str(folder)).get("epochs_trained") == wanted
+        finished = folder is not None and wanted is not None and read_checkpoint(folder).epochs_trained == wanted
         member["refit"] = finished
         if finished:
             member["search_checkpoints"], member["checkpoints"] = member["checkpoints"], [str(folder)]

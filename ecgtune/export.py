@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import io
 import json
-import shutil
-import tempfile
 import time
 import warnings
 from importlib import metadata
@@ -15,12 +13,20 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from safetensors import SafetensorError
-from safetensors.torch import load_file
 
-from ecgtune.bundle import MANIFEST_FILE, ONNX_FILE, SUMS_FILE, open_session, run_in_batches, sha256_of
-from ecgtune.ensemble.library import CONFIG_FILE, WEIGHTS_FILE
-from ecgtune.errors import EcgtuneError
+from ecgtune.atomic import clean_staging, make_staging_folder, replace_folder
+from ecgtune.bundle import (
+    BUNDLE_FILES,
+    FORMAT_VERSION,
+    MANIFEST_FILE,
+    ONNX_FILE,
+    SUMS_FILE,
+    check_manifest,
+    open_session,
+    run_in_batches,
+    sha256_of,
+)
+from ecgtune.checkpoint import Checkpoint, load_network, read_checkpoint
 from ecgtune.models import create_model
 
 PARITY_TOLERANCE = 1e-4
@@ -39,16 +45,10 @@ class WeightedSoftmaxAverage(torch.nn.Module):
         return sum(weight * member(signals).softmax(dim=1) for weight, member in zip(self.weights, self.members))
 
 
-def load_member(checkpoint: Path):
-    """One checkpoint's network (eval mode) and its config.json description."""
-    try:
-        described = json.loads((checkpoint / CONFIG_FILE).read_text())
-        model = create_model(described["family"], n_classes=described["n_classes"],
-                             signal_length=described["signal_length"], **described["model_config"])
-        model.load_state_dict(load_file(str(checkpoint / WEIGHTS_FILE)))
-    except (OSError, ValueError, KeyError, TypeError, RuntimeError, SafetensorError) as error:
-        raise EcgtuneError(f"{checkpoint}: unreadable checkpoint ({error})") from None
-    return model.eval(), described
+def load_member(folder: Path) -> tuple[torch.nn.Module, Checkpoint]:
+    """The network (eval mode) and the record of the checkpoint in `folder`."""
+    checkpoint = read_checkpoint(folder)
+    return load_network(checkpoint), checkpoint
 
 
 def seconds_per_mac(timed_rows: int = 1024, repeats: int = 3) -> float:
@@ -78,24 +78,26 @@ def seconds_per_mac(timed_rows: int = 1024, repeats: int = 3) -> float:
 def export_bundle(summary: dict, out_dir: Path, data_fingerprint: dict, seed: int = 0) -> Path:
     """Writes the ensemble described by `summary` (see `ecgtune.ensemble.build_ensemble`) as a bundle.
 
-    The ONNX graph is checked against the PyTorch ensemble on random beats before the bundle is
-    written; the folder appears whole or not at all.
+    The ONNX graph is checked against the PyTorch ensemble on random beats, and the manifest against
+    what `load_bundle` requires, before the bundle is written. It is built beside `out_dir` and swapped
+    in (`ecgtune.atomic.replace_folder`), so a complete bundle, old or new, is there at every instant;
+    what a killed export left beside it is cleaned up first.
     """
     import onnxruntime
 
-    networks, weights, descriptions = [], [], []
+    networks, weights, records = [], [], []
     for member in summary["members"]:
-        for checkpoint in member["checkpoints"]:
-            network, description = load_member(Path(checkpoint))
+        for folder in member["checkpoints"]:
+            network, checkpoint = load_member(Path(folder))
             networks.append(network)
             weights.append(member["weight"] / len(member["checkpoints"]))
-        descriptions.append(description)
+        records.append(checkpoint)
     ensemble = WeightedSoftmaxAverage(networks, torch.tensor(weights, dtype=torch.float32)).eval()
-    signal_length, n_classes = descriptions[0]["signal_length"], descriptions[0]["n_classes"]
+    signal_length, n_classes = records[0].signal_length, records[0].n_classes
     probe = torch.rand(64, signal_length, generator=torch.Generator().manual_seed(seed))
 
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
+    clean_staging(out_dir)
+    staging = make_staging_folder(out_dir)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -109,27 +111,26 @@ def export_bundle(summary: dict, out_dir: Path, data_fingerprint: dict, seed: in
         if difference > PARITY_TOLERANCE:
             raise RuntimeError(f"ONNX output differs from PyTorch by {difference:.2e}")
         manifest = {
-            "format": 1,
+            "format": FORMAT_VERSION,
             "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
             "signal_length": signal_length,
             "n_classes": n_classes,
-            "members": [{**member, "config": description["model_config"],
-                         "train_config": description["train_config"], "imbalance": description["imbalance"]}
-                        for member, description in zip(summary["members"], descriptions)],
+            "members": [{**member, "config": checkpoint.model_config, "train_config": checkpoint.train_config,
+                         "imbalance": checkpoint.imbalance}
+                        for member, checkpoint in zip(summary["members"], records)],
             "decision_rule": summary["decision_rule"],
             "validation_scores": summary["scores"],
             "training_data": data_fingerprint,
             "onnx_parity_max_difference": difference,
             "versions": {name: _version(name) for name in ("ecgtune", "torch", "numpy", "onnx", "onnxruntime")},
         }
+        check_manifest(manifest, out_dir / MANIFEST_FILE)
         (staging / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2))
-        sums = "".join(f"{sha256_of(staging / name)}  {name}\n" for name in (ONNX_FILE, MANIFEST_FILE))
+        sums = "".join(f"{sha256_of(staging / name)}  {name}\n" for name in BUNDLE_FILES)
         (staging / SUMS_FILE).write_text(sums)
-        if out_dir.exists():
-            shutil.rmtree(out_dir)
-        staging.rename(out_dir)
+        replace_folder(staging, out_dir)
     except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
+        clean_staging(out_dir)  # the staging folder goes; an old bundle renamed aside comes back
         raise
     return out_dir
 

@@ -92,19 +92,15 @@ def _read(path: Path, reader):
 
 
 def read_histories(experiment_dir: Path) -> dict[str, list[dict]]:
-    """Every trial's per-epoch results (Ray's result.json lines that carry a validation score), by trial folder."""
+    """Every trial's per-epoch results (those that carry a validation score), by trial folder."""
+    # Imported here, not at the top: the search layer's package imports torch.
+    from ecgtune.trainables.tune_layout import trial_results
+
     histories = {}
-    for path in sorted(experiment_dir.glob("*/result.json")):
-        records = []
-        for line in path.read_text().splitlines():
-            try:
-                record = json.loads(line)
-            except ValueError:
-                continue  # a line cut short by an interruption
-            if isinstance(record, dict) and "val_abs_sum" in record:
-                records.append(record)
-        if records:
-            histories[path.parent.name] = records
+    for trial, results in trial_results(experiment_dir).items():
+        scored = [result for result in results if "val_abs_sum" in result]
+        if scored:
+            histories[trial] = scored
     return histories
 
 

@@ -10,6 +10,8 @@ RUNS_DIR/NAME/timings.json, which the report shows.
 from __future__ import annotations
 
 import json
+import shlex
+import shutil
 import sys
 import time
 from collections.abc import Iterator
@@ -17,14 +19,15 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from ecgtune import experiment
+from ecgtune import experiment, trust
 from ecgtune.atomic import write_text_atomically
-from ecgtune.errors import EcgtuneError
+from ecgtune.errors import DataError, EcgtuneError, Interrupted
 
 TIMINGS_FILE = "timings.json"
 REFIT_MAX_SHARE = 0.3                 # of the budget, at most, for retraining the ensemble on every row
 FINISH_SHARE, FINISH_MIN_S = 0.05, 20.0  # of the budget (at least 20 s): ensemble, export and report
-DEFAULT_GPUS_PER_TRIAL = 0.25
+MIN_FREE_BYTES = 256 * 2**20  # a smoke search filled a 50 MB disk; checkpoints and Ray's state need room
+DEFAULT_GPUS_PER_TRIAL = 0.125  # eight trials per GPU: 3-6x one trial's throughput on an H100 (BENCHMARKS 11e)
 
 
 @dataclass
@@ -99,16 +102,43 @@ def search_time(clock: Clock) -> float | None:
 
 
 def run_search(plan: experiment.Plan, resources: Resources, run_dir: Path, resume: bool = False,
-               use_cache: bool = True, clock: Clock | None = None) -> tuple[dict | None, Path | None]:
+               use_cache: bool = True, clock: Clock | None = None,
+               trust_state: bool = False) -> tuple[dict | None, Path | None]:
     """Runs (or resumes) the experiment end to end and writes its report; returns the ensemble's summary
     and bundle folder (None for both when the trials live in remote storage, where the ensemble is built
-    later)."""
+    later). Ctrl-C raises `Interrupted`, naming the command that continues the run: trials stop with
+    their state kept, and nothing is exported. A resumed experiment's state must carry this user's
+    signature (`ecgtune.trust`), unless `trust_state` vouches for it."""
+    try:
+        return _run_stages(plan, resources, run_dir, resume, use_cache, clock or Clock(plan.time_budget_s),
+                           trust_state)
+    except (Interrupted, KeyboardInterrupt) as error:
+        kept = f"{error}; " if isinstance(error, Interrupted) else "interrupted; "
+        raise Interrupted(f"{kept}no bundle was exported by this run. Continue it with: python search.py --resume "
+                          f"--name {shlex.quote(run_dir.name)} --runs-dir {shlex.quote(str(run_dir.parent))}") from None
+
+
+def _run_stages(plan: experiment.Plan, resources: Resources, run_dir: Path, resume: bool, use_cache: bool,
+                clock: Clock, trust_state: bool) -> tuple[dict | None, Path | None]:
     from ecgtune.report import format_ensemble, format_table, leaderboard_tables, rank_rows, write_csv
 
-    clock = clock or Clock(plan.time_budget_s)
+    if resume and (run_dir / TIMINGS_FILE).is_file():  # written last, once the report is out
+        print(f"{run_dir} has finished; nothing to resume. Its bundle: {run_dir / 'bundle'}; to rebuild the "
+              f"ensemble: python -m ecgtune ensemble --experiment {shlex.quote(str(run_dir))}")
+        return None, run_dir / "bundle"
     with clock.stage("prepare"):
+        # search.json beside the run's outputs, Ray's state where the trials are stored
+        state_folders = list(dict.fromkeys([str(run_dir), f"{plan.storage.rstrip('/')}/{run_dir.name}"]))
+        for folder in state_folders if resume else ():
+            if trust_state:
+                trust.sign_state(folder)
+            trust.verify_state(folder)
+        check_free_space([run_dir.parent, *([] if "://" in plan.storage else [Path(plan.storage)])])
         data = experiment.load_data(plan, use_cache=use_cache)
-        train_rows, val_rows = experiment.split(plan, data)
+        try:
+            train_rows, val_rows = experiment.split(plan, data)
+        except DataError as error:  # the split knows the labels, not the file they came from
+            raise DataError(f"{data.source}: {error}") from None
         from ecgtune.trainables import tune_search
 
         tune_search.start_ray(resources.address)
@@ -118,13 +148,18 @@ def run_search(plan: experiment.Plan, resources: Resources, run_dir: Path, resum
                                "continue it with --resume or pick another --name")
         experiment.save_plan(run_dir, plan, data, val_rows, resume=resume)
         experiment.calibration(run_dir)
+        trust.sign_state(run_dir)
     print(f"data: {data.source}: {len(data)} rows x {data.signal_length} samples, {data.n_classes} classes "
           f"(train {len(train_rows)}, validation {len(val_rows)})", file=sys.stderr)
     with clock.stage("search"):
         refit_max_s = REFIT_MAX_SHARE * clock.budget_s if clock.budget_s and plan.refit else None
         settings = replace(settings, time_budget_s=search_time(clock), refit_rows=len(data) if plan.refit else None,
                            refit_max_s=refit_max_s)
-        results = tune_search.run(settings, data, train_rows, val_rows, resume=resume)
+        try:
+            results = tune_search.run(settings, data, train_rows, val_rows, resume=resume)
+        finally:
+            for folder in state_folders:
+                trust.sign_state(folder)
     with clock.stage("leaderboard"):
         rows = rank_rows(tune_search.trial_rows(results))
         silent = len(results) - len(rows)
@@ -154,7 +189,21 @@ def run_search(plan: experiment.Plan, resources: Resources, run_dir: Path, resum
         report = write_report(run_dir)
     save_timings(run_dir, clock)
     print(f"report: {report}")
+    if bundle is not None:
+        print(f"next: python -m ecgtune predict --bundle {shlex.quote(str(bundle))} --data testA.csv --out submit.csv")
     return summary, bundle
+
+
+def check_free_space(folders: list[Path], needed: int = MIN_FREE_BYTES) -> None:
+    """Refuses to start when a folder the run writes to has less than `needed` bytes free: a disk that
+    fills mid-search leaves truncated checkpoints and state behind."""
+    for folder in folders:
+        existing = next(parent for parent in (folder, *folder.parents) if parent.exists())
+        free = shutil.disk_usage(existing).free
+        if free < needed:
+            raise EcgtuneError(f"{folder}: only {free / 2**20:.0f} MB free on its disk; a search needs at least "
+                               f"{needed / 2**20:.0f} MB for checkpoints and Ray's state. Free some space or "
+                               "choose another --runs-dir")
 
 
 def _refit_seconds(clock: Clock) -> float | None:

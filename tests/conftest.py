@@ -16,6 +16,12 @@ def isolated_cache(tmp_path_factory, monkeypatch):
     return folder
 
 
+@pytest.fixture(autouse=True)
+def isolated_signing_key(tmp_path_factory, monkeypatch):
+    """Experiment state is signed with a key of the test session's own, not the user's."""
+    monkeypatch.setenv("ECGTUNE_KEY_FILE", str(tmp_path_factory.getbasetemp() / "signing" / "state.key"))
+
+
 def competition_csv(path: Path, signals, labels=None, ids=None, label_format="{}") -> Path:
     """Writes rows in the competition's CSV format by hand (independently of ecgtune's writer)."""
     signals = np.asarray(signals)

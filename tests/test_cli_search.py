@@ -112,6 +112,7 @@ def _check_cross_fitted_members(run_dir, holdout):
     (["--arch", "resnet"], "unknown model 'resnet'"),
     (["--data", "missing.csv"], "missing.csv: file not found"),
     (["--resume"], "--resume needs the --name"),
+    (["--trust-state"], "--trust-state vouches for an experiment to resume: use it with --resume"),
     (["--resume", "--name", "never-ran"], "no experiment to resume"),
     (["--min-epochs", "5", "--max-epochs", "3"], "--min-epochs 5 exceeds --max-epochs 3"),
     (["--reduction-factor", "1"], "--reduction-factor must be at least 2"),
@@ -125,6 +126,16 @@ def test_search_errors_are_one_line_exit_2(tmp_path, args, message):
     lines = result.stderr.strip().splitlines()
     assert message in lines[-1]
     assert len(lines) == 1 or lines[0].startswith("usage:"), "only argparse adds its usage lines"
+
+
+def test_a_file_of_one_class_is_refused_naming_the_file(tmp_path):
+    import numpy as np
+    from conftest import competition_csv
+
+    path = competition_csv(tmp_path / "one_class.csv", np.full((20, 205), 0.5), labels=[2] * 20)
+    result = _search(tmp_path, "--data", str(path), timeout=120)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert f"{path}: the labels hold 1 class; classification needs at least 2" in result.stderr.strip().splitlines()[-1]
 
 
 def _ecgtune(*args):

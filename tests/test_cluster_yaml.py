@@ -54,3 +54,11 @@ def test_inbound_traffic_is_ssh_only(config):
     for rule in group.get("IpPermissions", []):
         if rule.get("IpRanges") or rule.get("Ipv6Ranges"):
             assert (rule["FromPort"], rule["ToPort"]) == (22, 22), rule
+
+
+def test_every_node_starts_ray_with_token_authentication(config):
+    starts = config["head_start_ray_commands"] + config["worker_start_ray_commands"]
+    for command in (command for command in starts if "ray start" in command):
+        assert re.search(r"RAY_AUTH_MODE=token ray start", command), command
+    assert config["file_mounts"].get("~/.ray/auth_token") == "~/.ray/auth_token", "one token, copied to every node"
+    assert any("RAY_AUTH_MODE=token" in command for command in config["setup_commands"]), "the driver's shell too"

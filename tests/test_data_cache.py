@@ -1,10 +1,11 @@
+import json
 import os
 import time
 
 import numpy as np
 import pytest
-
 from conftest import competition_csv
+
 from ecgtune.data import cache, files, load_dataset
 from ecgtune.errors import DataWarning
 
@@ -99,3 +100,90 @@ def test_warnings_name_the_file_being_loaded_even_from_a_shared_entry(tmp_path):
         load_dataset(first)
     with pytest.warns(DataWarning, match="second.csv"):
         load_dataset(second)
+
+
+def _entry(isolated_cache):
+    (entry,) = [p for p in isolated_cache.iterdir() if p.name != "index"]
+    return entry
+
+
+def _count_parses(monkeypatch) -> list:
+    calls = []
+    parse = files._parse
+
+    def counted(*args):
+        calls.append(args[0])
+        return parse(*args)
+
+    monkeypatch.setattr(files, "_parse", counted)
+    return calls
+
+
+def _edit_signals(entry):
+    signals = np.load(entry / "signals.npy", mmap_mode="r+")
+    signals[0, 1] = np.nan
+    signals.flush()
+
+
+def _edit_labels(entry):
+    labels = np.load(entry / "labels.npy", mmap_mode="r+")
+    labels[1] = 9
+    labels.flush()
+
+
+def _edit_shape(entry):
+    """Same bytes, another shape: the beats cut differently."""
+    np.save(entry / "signals.npy", np.load(entry / "signals.npy").reshape(3, 2))
+    np.save(entry / "ids.npy", np.arange(3))
+    np.save(entry / "labels.npy", np.array([0, 1, 0]))
+
+
+def _edit_digest(entry):
+    meta = json.loads((entry / "meta.json").read_text())
+    meta["arrays"]["labels"] = "0" * 32
+    (entry / "meta.json").write_text(json.dumps(meta))
+
+
+@pytest.mark.parametrize("edit", [_edit_signals, _edit_labels, _edit_shape, _edit_digest])
+def test_an_edited_entry_is_parsed_again_and_rewritten(tmp_path, isolated_cache, monkeypatch, edit):
+    path = competition_csv(tmp_path / "train.csv", BEATS, labels=[0, 1])
+    load_dataset(path)
+    edit(_entry(isolated_cache))
+    parses = _count_parses(monkeypatch)
+    loaded = load_dataset(path)
+    assert len(parses) == 1
+    np.testing.assert_allclose(loaded.signals, BEATS.astype(np.float32))
+    np.testing.assert_array_equal(loaded.labels, [0, 1])
+    entry = _entry(isolated_cache)
+    np.testing.assert_allclose(np.load(entry / "signals.npy"), BEATS.astype(np.float32))
+    np.testing.assert_array_equal(np.load(entry / "labels.npy"), [0, 1])
+    _forbid_parsing(monkeypatch)
+    np.testing.assert_array_equal(load_dataset(path).labels, [0, 1])
+
+
+def test_staging_folders_left_by_killed_stores_are_removed(tmp_path, isolated_cache):
+    path = competition_csv(tmp_path / "train.csv", BEATS, labels=[0, 1])
+    digest = cache.content_digest(path.read_bytes())
+    killed_long_ago, running = "0" * 32 + "-123", "1" * 32 + "-456"
+    left = [f".{digest}.staging-killed00", f".{killed_long_ago}.staging-killed00", f".{killed_long_ago}.previous",
+            f".{running}.staging-running0", ".settings.backup"]
+    for name in left:
+        (isolated_cache / name).mkdir()
+        (isolated_cache / name / "signals.npy").write_bytes(b"partial")
+    long_ago = time.time() - cache.STALE_STAGING_S - 60
+    for name in left[1:3] + [".settings.backup"]:
+        os.utime(isolated_cache / name, (long_ago, long_ago))
+    load_dataset(path)
+    remaining = sorted(p.name for p in isolated_cache.iterdir() if p.name != "index")
+    assert remaining == sorted([".settings.backup", f".{running}.staging-running0", digest, killed_long_ago]), \
+        "this entry's leftovers and old ones go (an entry renamed aside is put back); a running store's stays"
+
+
+def test_storing_over_an_entry_replaces_it_whole(tmp_path, isolated_cache):
+    arrays = {"ids": np.arange(2), "signals": BEATS.astype(np.float32), "labels": None}
+    cache.store_entry(isolated_cache, "d", arrays, ["first"])
+    cache.store_entry(isolated_cache, "d", {**arrays, "signals": OTHER.astype(np.float32)}, ["second"])
+    stored, notes = cache.load_entry(isolated_cache, "d")
+    np.testing.assert_allclose(stored["signals"], OTHER.astype(np.float32))
+    assert notes == ["second"] and stored["labels"] is None
+    assert [p.name for p in isolated_cache.iterdir()] == ["d"]

@@ -1,15 +1,17 @@
 import gzip
+import re
 import subprocess
 import sys
+import warnings
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-
 from conftest import competition_csv
-from ecgtune.data import HeartbeatData, load_dataset, make_synthetic, write_dataset
-from ecgtune.data import files
+
+from ecgtune import cli
+from ecgtune.data import HeartbeatData, files, load_dataset, make_synthetic, write_dataset
 from ecgtune.errors import DataError, DataWarning
 
 GOOD = np.array([[0.9, 0.1, 0.2, 0.3, 0.0], [1.0, 0.5, 0.25, 0.0, 0.0], [0.8, 0.7, 0.6, 0.5, 0.4]])
@@ -51,8 +53,9 @@ def test_fast_and_careful_parsers_agree(tmp_path):
     path = competition_csv(tmp_path / "train.csv", signals, labels=[0, 1, 0])
     content = pa.memory_map(str(path)).read_buffer()
     fast_ids, fast_signals, fast_labels, _ = files._read_wide_csv(content, 7, has_labels=True)
-    table = files._read_text_csv(path, content, ["id", "heartbeat_signals", "label"])
-    careful_ids, careful_signals, careful_labels = files._columns_from_table(files._Rows.of(path), table)
+    rows = files._Rows(path, content)
+    table = files._read_text_csv(rows, content, ["id", "heartbeat_signals", "label"])
+    careful_ids, careful_signals, careful_labels = files._columns_from_table(rows, table)
     np.testing.assert_array_equal(fast_signals, careful_signals)
     np.testing.assert_array_equal(fast_ids, careful_ids)
     np.testing.assert_array_equal(fast_labels, careful_labels)
@@ -295,3 +298,116 @@ def test_write_is_atomic(tmp_path):
     data = HeartbeatData(np.arange(2), np.zeros((2, 3), np.float32), None, "x")
     write_dataset(data, tmp_path / "ok.csv")
     assert [p.name for p in tmp_path.iterdir()] == ["ok.csv"]
+
+
+RAW_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
+HEADER = "id,heartbeat_signals,label\n"
+
+
+def _rows(first, count):
+    return "".join(f'{i},"0.1,0.2,0.3,0.4",{i % 2}\n' for i in range(first, first + count))
+
+
+def _parquet(path, columns):
+    pq.write_table(pa.table(columns), path)
+
+
+HOSTILE = {  # kind: (file name, how to write it, what the one line must say)
+    "parquet_without_rows": ("e.parquet", lambda p: _parquet(p, {
+        "id": pa.array([], pa.int64()), "heartbeat_signals": pa.array([], pa.list_(pa.float64()))}), "no data rows"),
+    "parquet_text_without_rows": ("e.parquet", lambda p: _parquet(p, {
+        "id": pa.array([], pa.int64()), "heartbeat_signals": pa.array([], pa.string())}), "no data rows"),
+    "parquet_nested_lists": ("n.parquet", lambda p: _parquet(p, {"id": [0], "heartbeat_signals": [[[0.1]]]}),
+                             ("column 'heartbeat_signals' has type list<element: list<element: double>>; "
+                              "expected text (comma-separated numbers) or a list of numbers")),
+    "parquet_list_ids": ("i.parquet", lambda p: _parquet(p, {"id": [[0], [1]], "heartbeat_signals": [[0.1], [0.2]]}),
+                         "column 'id' has type list<element: int64>; expected text or a number"),
+    "csv_named_parquet": ("c.parquet", lambda p: p.write_text(HEADER + _rows(0, 2)), "not a Parquet file"),
+    "terminal_escapes_in_header": ("t.csv", lambda p: p.write_text("id,heartbeat_signals\x1b]0;title\x07\x1b[2J,label\n"
+                                                                   + _rows(0, 2)),
+                                   "(found: id, heartbeat_signals\\x1b]0;title\\x07"),
+    "terminal_escapes_in_id": ("t.csv", lambda p: p.write_text(HEADER + 'a\x1b[2J,"0.1",0\n' * 2),
+                               "row id a\\x1b[2J (line 3): duplicate id (first seen at line 2)"),
+    "header_of_5_mb": ("h.csv", lambda p: p.write_text("id," + "x" * 5_000_000 + ",label\n" + _rows(0, 2)),
+                       "the header line is longer than 1,048,576 bytes"),
+    "header_of_200_kb": ("h.csv", lambda p: p.write_text("id," + "x" * 200_000 + ",label\n" + _rows(0, 2)),
+                         "(found: id, " + "x" * 76 + "... (200,011 characters))"),
+    "token_of_1_mb": ("k.csv", lambda p: p.write_text(HEADER + '0,"0.1,' + "9" * 1_000_000 + 'x",0\n'),
+                      "sample 1: '" + "9" * 80 + "... (1,000,001 characters)' is not a number"),
+    "blank_line_before_a_bad_sample": ("b.csv", lambda p: p.write_text(
+        HEADER + _rows(0, 2) + "\n" + _rows(2, 1) + '3,"0.1,abc,0.3,0.4",1\n'), "row id 3 (line 6): sample 1"),
+    "blank_lines_before_a_malformed_row": ("b.csv", lambda p: p.write_text(
+        HEADER + _rows(0, 2) + "\r\n\n" + '2,"0.1,0.2,0.3,0.4",1,9\n'), "line 6: expected 3 fields, got 4"),
+    "quoted_line_break_before_a_bad_sample": ("q.csv", lambda p: p.write_text(
+        HEADER + '0,"0.1,0.2,\n0.3,0.4",0\n' + _rows(1, 2) + '3,"0.1,x,0.3,0.4",1\n'), "row id 3 (line 6): sample 1"),
+    "duplicate_column": ("d.csv", lambda p: p.write_text('id,id,heartbeat_signals\n0,0,"0.1,0.2"\n'),
+                         "column 'id' appears 2 times"),
+}
+
+
+def _inspect(path, capsys, monkeypatch):
+    """Runs `ecgtune inspect PATH` in this process; returns its exit code and what it wrote to stderr."""
+    monkeypatch.setattr(warnings, "showwarning", warnings.showwarning)  # main() replaces it
+    code = cli.main(["inspect", str(path)])
+    return code, capsys.readouterr().err
+
+
+@pytest.mark.parametrize("kind", sorted(HOSTILE))
+def test_a_hostile_file_gets_one_clean_line(tmp_path, capsys, monkeypatch, kind):
+    name, write, expected = HOSTILE[kind]
+    path = tmp_path / name
+    write(path)
+    code, err = _inspect(path, capsys, monkeypatch)
+    assert code == 2
+    (line,) = err.splitlines()
+    assert line.startswith(f"error: {path}: ") and expected in line, line
+    assert not RAW_CONTROL.search(err) and len(line) < 400
+
+
+@pytest.mark.parametrize("kind", ["terminal_escapes_in_header", "parquet_nested_lists"])
+def test_cli_process_prints_no_traceback_and_no_terminal_escapes(tmp_path, kind):
+    name, write, expected = HOSTILE[kind]
+    write(tmp_path / name)
+    result = _cli("inspect", tmp_path / name, cache_dir=tmp_path / "cache")
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert len(result.stderr.splitlines()) == 1 and expected in result.stderr
+    assert not RAW_CONTROL.search(result.stdout + result.stderr)
+
+
+def test_line_numbers_count_every_line_even_when_read_again(tmp_path):
+    """The training classes are checked after loading (maybe from the cache), so the file is read again for the line."""
+    path = tmp_path / "val.csv.gz"
+    path.write_bytes(gzip.compress((HEADER + _rows(0, 2) + "\n\n" + '2,"0.1,0.2,0.3,0.4",5\n').encode()))
+    for _ in range(2):
+        with pytest.warns(DataWarning, match="no rows of class"), \
+                pytest.raises(DataError, match=r"row id 2 \(line 6\): label 5 is out of range 0..2"):
+            load_dataset(path, n_classes=3)
+
+
+@pytest.mark.parametrize("text, lines", [
+    (b"h\na\nb\n", [1, 2, 3]),
+    (b"\n\nh\r\n\r\na\r\nb", [3, 5, 6]),
+    (b"h\ra\r\rb\r", [1, 2, 4]),
+    (b'h\n"a\n\nb",1\n\nc\n"d""\n",2\n', [1, 2, 6, 7]),
+])
+def test_record_lines_skip_blank_lines_and_follow_quotes(text, lines):
+    assert files._record_start_lines(pa.py_buffer(text)).tolist() == lines
+
+
+def test_parquet_is_known_by_its_bytes_whatever_its_name(tmp_path):
+    """The cache is keyed by content, so the name must not change how the same bytes parse."""
+    data = make_synthetic(20, seed=2, signal_length=8)
+    write_dataset(data, tmp_path / "train.parquet")
+    misnamed = tmp_path / "train.csv"
+    misnamed.write_bytes((tmp_path / "train.parquet").read_bytes())
+    for use_cache in (False, True):
+        np.testing.assert_array_equal(load_dataset(misnamed, use_cache=use_cache).signals, data.signals)
+
+
+def test_parquet_text_stored_as_bytes_or_dictionary_is_read(tmp_path):
+    table = pa.table({"id": pa.array([b"a", b"b"]), "label": [1, 0],
+                      "heartbeat_signals": pa.array(["0.1,0.2", "0.3,0.4"]).dictionary_encode()})
+    pq.write_table(table, tmp_path / "train.parquet")
+    loaded = load_dataset(tmp_path / "train.parquet")
+    assert loaded.ids.tolist() == ["a", "b"]
+    np.testing.assert_allclose(loaded.signals, [[0.1, 0.2], [0.3, 0.4]], rtol=1e-6)

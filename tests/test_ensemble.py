@@ -170,12 +170,18 @@ def test_fallbacks():
 
 
 def _write_checkpoint(folder, family, abs_sum_value, probs, log_loss_value=0.1):
+    """The files of a search checkpoint that the library reads: its description and validation probabilities."""
     import json
 
+    from ecgtune.checkpoint import CONFIG_FILE, PROBS_FILE, Checkpoint
+
+    checkpoint = Checkpoint(folder, family, model_config={}, n_classes=probs.shape[1], signal_length=205,
+                            train_config={}, imbalance="none", sampled={"family": family}, best_epoch=1,
+                            best_metrics={"abs_sum": abs_sum_value, "log_loss": log_loss_value}, epochs_trained=1,
+                            training_rows=100, seconds=1.0, val_probs=probs)
     folder.mkdir(parents=True)
-    (folder / "config.json").write_text(json.dumps({
-        "family": family, "best_metrics": {"abs_sum": abs_sum_value, "log_loss": log_loss_value}}))
-    np.save(folder / "val_probs.npy", probs)
+    (folder / CONFIG_FILE).write_text(json.dumps(checkpoint.description()))
+    np.save(folder / PROBS_FILE, probs)
 
 
 LIBRARY_LABELS = np.arange(50) % 4  # always deciding class 0 scores 2 x 37 = 74
@@ -194,6 +200,18 @@ def test_library_keeps_the_top_k_and_the_best_of_every_family(tmp_path):
     assert [(m.trial, m.val_abs_sum) for m in library] == [("plain_cnn_a", 10.0), ("resnet1d_d", 40.0)]
     with pytest.raises(EcgtuneError, match="do not match the 7 rows they should cover"):
         load_library(tmp_path, np.arange(7) % 4)
+
+
+def test_a_truncated_checkpoint_is_left_out_with_a_warning_naming_it(tmp_path):
+    from ecgtune.ensemble import load_library
+
+    probs = np.full((50, 4), 0.25)
+    _write_checkpoint(tmp_path / "plain_cnn_a" / "checkpoint_000001", "plain_cnn", 10.0, probs)
+    _write_checkpoint(tmp_path / "resnet1d_b" / "checkpoint_000001", "resnet1d", 12.0, probs)
+    (tmp_path / "resnet1d_b" / "checkpoint_000001" / "config.json").write_text("")  # a full disk's leftovers
+    with pytest.warns(UserWarning, match="resnet1d_b/checkpoint_000001: unreadable checkpoint"):
+        library = load_library(tmp_path, LIBRARY_LABELS)
+    assert [m.trial for m in library] == ["plain_cnn_a"]
 
 
 def test_trials_no_better_than_the_class_prior_never_enter_the_library(tmp_path):

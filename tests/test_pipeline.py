@@ -78,3 +78,28 @@ def test_stages_are_timed_and_saved(fake_time, tmp_path):
     pipeline.save_timings(tmp_path, clock)
     saved = json.loads((tmp_path / pipeline.TIMINGS_FILE).read_text())
     assert saved == {"budget_s": 480.0, "total_s": 313.5, "stages": {"search": 300.0, "export": 12.5, "report": 1.0}}
+
+
+def test_a_nearly_full_disk_is_refused_before_anything_is_written(tmp_path):
+    pipeline.check_free_space([tmp_path / "runs" / "new"], needed=1)  # a folder still to be made: its disk is asked
+    with pytest.raises(EcgtuneError, match=r"runs: only \d+ MB free on its disk"):
+        pipeline.check_free_space([tmp_path / "runs"], needed=2**62)
+    assert not (tmp_path / "runs").exists()
+
+
+def test_resuming_a_finished_experiment_says_so_and_starts_nothing(tmp_path, capsys):
+    from dataclasses import asdict
+
+    from ecgtune import experiment
+
+    run_dir = tmp_path / "done"
+    run_dir.mkdir()
+    plan = experiment.Plan(families=["plain_cnn"], storage=str(tmp_path), data=None, rows=300, val_fraction=0.2,
+                           seed=0, num_samples=2, time_budget_s=None, searcher="optuna", scheduler="asha",
+                           grace_period_s=None, reduction_factor=3, min_epochs=1, max_epochs=2)
+    (run_dir / "search.json").write_text(json.dumps({"plan": asdict(plan)}))
+    (run_dir / pipeline.TIMINGS_FILE).write_text("{}")
+    summary, bundle = pipeline.run_search(experiment.load_plan(run_dir), pipeline.Resources(), run_dir, resume=True)
+    assert summary is None and bundle == run_dir / "bundle"
+    assert f"{run_dir} has finished; nothing to resume" in capsys.readouterr().out
+    assert sorted(path.name for path in run_dir.iterdir()) == ["search.json", "timings.json"]

@@ -31,7 +31,7 @@ def test_kfold_puts_every_row_in_one_validation_fold(beats):
 
 def test_too_rare_a_class_is_a_clear_error():
     labels = np.array([0] * 10 + [1])
-    with pytest.raises(DataError, match="class 1 has 1 rows"):
+    with pytest.raises(DataError, match=r"class 1 has 1 row\(s\)"):
         holdout_split(labels)
 
 

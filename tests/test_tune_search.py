@@ -16,11 +16,20 @@ from conftest import nest_params
 ray = pytest.importorskip("ray")
 from ray import tune  # noqa: E402
 
+from ecgtune import trust  # noqa: E402
+from ecgtune.checkpoint import CONFIG_FILE, PROBS_FILE, STATE_FILE, WEIGHTS_FILE  # noqa: E402
 from ecgtune.data import holdout_split, make_synthetic  # noqa: E402
 from ecgtune.models import create_model  # noqa: E402
 from ecgtune.search_spaces import EpochBudget, default_point  # noqa: E402
 from ecgtune.trainables import predict_proba, tune_adapter  # noqa: E402
-from ecgtune.trainables.tune_search import SearchSettings, make_trainable, run, run_config, trial_rows  # noqa: E402
+from ecgtune.trainables.tune_search import (  # noqa: E402
+    SearchSettings,
+    make_trainable,
+    run,
+    run_config,
+    session_processes,
+    trial_rows,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 # Trials run in Ray's worker processes, which cannot import this test module: ship its code by value.
@@ -54,15 +63,15 @@ def test_search_checkpoints_what_the_ensemble_needs(tmp_path, beats):
     assert len(rows) == 3 and {row["family"] for row in rows} == {"plain_cnn", "dilated_cnn"}
     for row in rows:
         folder = Path(row["checkpoint"])
-        described = json.loads((folder / tune_adapter.CONFIG_FILE).read_text())
+        described = json.loads((folder / CONFIG_FILE).read_text())
         from safetensors.torch import load_file
 
         model = create_model(described["family"], **described["model_config"])
-        model.load_state_dict(load_file(str(folder / tune_adapter.WEIGHTS_FILE)))
-        probs = np.load(folder / tune_adapter.PROBS_FILE)
+        model.load_state_dict(load_file(str(folder / WEIGHTS_FILE)))
+        probs = np.load(folder / PROBS_FILE)
         assert probs.shape == (len(val_rows), 4)
         np.testing.assert_allclose(predict_proba(model, torch.as_tensor(data.signals[val_rows])), probs, atol=1e-4)
-        state = torch.load(folder / tune_adapter.STATE_FILE, weights_only=True)
+        state = torch.load(folder / STATE_FILE, weights_only=True)
         assert state["best_epoch"] == row["best_epoch"] == described["best_epoch"]
 
 
@@ -143,14 +152,18 @@ def test_a_search_killed_with_sigkill_resumes_and_keeps_what_finished(tmp_path):
     while len(_finished_trials(experiment)) < 2 and time.monotonic() < deadline and driver.poll() is None:
         time.sleep(0.5)
     assert driver.poll() is None, "the search ended before it could be interrupted"
-    os.killpg(driver.pid, signal.SIGKILL)
+    [record] = (Path(os.environ["ECGTUNE_CACHE_DIR"]) / "ray-sessions").glob(f"{driver.pid}.json")
+    killed_session = json.loads(record.read_text())["session"]
+    os.kill(driver.pid, signal.SIGKILL)  # the driver alone: Ray's processes outlive it
     driver.wait()
     finished_before = _finished_trials(experiment)
     assert len(finished_before) >= 2
 
-    resumed = subprocess.run(_search_command(tmp_path, "--resume"), env=env, capture_output=True, text=True,
-                             timeout=400)
+    # A killed run may not have signed its latest state: the user vouches for their own experiment.
+    resumed = subprocess.run(_search_command(tmp_path, "--resume", "--trust-state"), env=env, capture_output=True,
+                             text=True, timeout=400)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert not session_processes(killed_session), "the killed run's Ray processes were ended"
     with open(experiment / "leaderboard.csv") as stream:
         import csv
 
@@ -169,3 +182,32 @@ def test_a_search_killed_with_sigkill_resumes_and_keeps_what_finished(tmp_path):
     searcher.restore_from_dir(str(experiment))
     assert isinstance(searcher._ot_study.sampler, optuna.samplers.TPESampler)
     assert len(searcher._ot_study.trials) == 5
+
+
+def test_ctrl_c_keeps_the_state_exports_nothing_and_names_the_resume_command(tmp_path):
+    env = {**os.environ, "RAY_ADDRESS": ""}
+    driver = subprocess.Popen(_search_command(tmp_path), start_new_session=True, env=env,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    experiment = tmp_path / "killed"
+    deadline = time.monotonic() + 240
+    while not _finished_trials(experiment) and time.monotonic() < deadline and driver.poll() is None:
+        time.sleep(0.5)
+    assert driver.poll() is None, "the search ended before it could be interrupted"
+    driver.send_signal(signal.SIGINT)
+    _, stderr = driver.communicate(timeout=180)
+    assert driver.returncode == 130, stderr[-3000:]
+    assert stderr.strip().splitlines()[-1].endswith(
+        f"Continue it with: python search.py --resume --name killed --runs-dir {tmp_path}")
+    assert not (experiment / "bundle").exists() and not list(experiment.glob(".bundle.*"))
+    trust.verify_state(experiment)  # signed on the way out, so resuming needs no vouching
+
+    # Someone swaps Ray's pickled state: the resume refuses to load it.
+    genuine = (experiment / "tuner.pkl").read_bytes()
+    (experiment / "tuner.pkl").write_bytes(genuine + b"payload")
+    refused = subprocess.run(_search_command(tmp_path, "--resume"), env=env, capture_output=True, text=True,
+                             timeout=120)
+    assert refused.returncode == 2
+    assert "tuner.pkl: changed since ecgtune signed it" in refused.stderr and "--trust-state" in refused.stderr
+    assert "Traceback" not in refused.stderr
+    (experiment / "tuner.pkl").write_bytes(genuine)
+    assert tune.Tuner.can_restore(str(experiment)) and trust.is_signed(experiment), "resumable as the kill test's"

@@ -1,8 +1,10 @@
 """A cache of parsed data files, keyed by a 128-bit hash (XXH3) of each file's bytes and its size.
 
 An entry is a folder named by the digest holding the parsed arrays as `.npy` (no pickle) and a small
-`meta.json`. A cached load maps the arrays copy-on-write instead of reading them, so it costs next
-to nothing, processes reading the same entry share its pages, and writes to the arrays stay private.
+`meta.json` with an XXH3-128 digest of each array. A cached load maps the arrays copy-on-write (processes
+reading the same entry share its pages, and writes to the arrays stay private) and checks them against
+their digests, so that an entry edited or damaged on disk is parsed again rather than trusted; an entry
+is replaced whole (`ecgtune.atomic.replace_folder`), and what a killed store left behind is removed later.
 To find the digest of a file it has seen before without reading it again, the cache keeps
 an index from the file's path and `stat` fingerprint (size, inode, mtime and ctime in nanoseconds) to
 its digest. Any write to a file changes its ctime, so a changed file misses the index and is hashed
@@ -16,19 +18,21 @@ import contextlib
 import hashlib
 import json
 import os
+import re
 import shutil
-import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 import xxhash
 
-from ecgtune.atomic import write_text_atomically
+from ecgtune.atomic import clean_staging, make_staging_folder, replace_folder, write_text_atomically
 
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3  # 3: meta.json holds each array's digest
 ARRAY_NAMES = ("ids", "signals", "labels")
 RACY_WINDOW_NS = 1_000_000_000
+STALE_STAGING_S = 3600  # no store takes this long, so an older staging folder was left by a killed run
+STAGING_NAME = re.compile(r"\.([0-9a-f]{32}-[0-9]+)\.(staging-[a-z0-9_]{8}|previous)")  # see ecgtune.atomic
 
 
 def cache_root() -> Path:
@@ -73,44 +77,72 @@ def remember_digest(root: Path, path: Path, stat: os.stat_result, digest: str) -
         write_text_atomically(_index_path(root, path), json.dumps(record))
 
 
+def array_digest(array: np.ndarray) -> str:
+    """XXH3-128 of an array's dtype, shape and values (in C order)."""
+    hasher = xxhash.xxh3_128(f"{array.dtype.str}{array.shape}".encode())
+    hasher.update(np.ascontiguousarray(array).view(np.uint8))
+    return hasher.hexdigest()
+
+
 def load_entry(root: Path, digest: str) -> tuple[dict[str, np.ndarray | None], list[str]] | None:
-    """Arrays and warnings stored under `digest`, or None when absent or unreadable."""
+    """Arrays and warnings stored under `digest`, or None when absent, unreadable or not as stored."""
     folder = root / digest
     try:
         meta = json.loads((folder / "meta.json").read_text())
         if meta.get("version") != FORMAT_VERSION:
             return None
+        stored = meta["arrays"]
         arrays = {
             name: np.asarray(np.load(folder / f"{name}.npy", mmap_mode="c", allow_pickle=False))
-            if name in meta["arrays"] else None
+            if name in stored else None
             for name in ARRAY_NAMES
         }
-    except (OSError, ValueError, KeyError, TypeError):
+        # Reading every page once to hash it is the price of not trusting the disk (BENCHMARKS.md section 1).
+        if any(array is not None and array_digest(array) != stored[name] for name, array in arrays.items()):
+            return None
+        notes = [str(note) for note in meta["warnings"]]
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return None
     signals, ids, labels = arrays["signals"], arrays["ids"], arrays["labels"]
     if signals is None or ids is None or signals.ndim != 2 or signals.dtype != np.float32:
         return None
     if ids.shape != (signals.shape[0],) or (labels is not None and labels.shape != ids.shape):
         return None
-    return arrays, list(meta["warnings"])
+    return arrays, notes
 
 
 def store_entry(root: Path, digest: str, arrays: dict[str, np.ndarray | None], warnings: list[str]) -> None:
-    """Stores arrays under `digest`; the entry appears whole or not at all. Failures are ignored."""
+    """Stores arrays under `digest`, replacing what is there; the entry appears whole or not at all.
+    Failures are ignored: the cache only saves time."""
     folder = root / digest
     try:
-        root.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix=f".{digest}.", dir=root))
+        _remove_stale_staging(root, digest)
+        staging = make_staging_folder(folder)
     except OSError:
         return
     try:
-        present = [name for name in ARRAY_NAMES if arrays.get(name) is not None]
-        for name in present:
-            np.save(staging / f"{name}.npy", arrays[name], allow_pickle=False)
-        meta = {"version": FORMAT_VERSION, "arrays": present, "warnings": warnings}
+        stored = {}
+        for name in ARRAY_NAMES:
+            if arrays.get(name) is not None:
+                np.save(staging / f"{name}.npy", arrays[name], allow_pickle=False)
+                stored[name] = array_digest(arrays[name])
+        meta = {"version": FORMAT_VERSION, "arrays": stored, "warnings": warnings}
         (staging / "meta.json").write_text(json.dumps(meta))
-        if folder.exists():
-            shutil.rmtree(folder, ignore_errors=True)
-        os.rename(staging, folder)
+        replace_folder(staging, folder, durable=False)  # the digests catch a torn entry
     except OSError:
         shutil.rmtree(staging, ignore_errors=True)
+
+
+def _remove_stale_staging(root: Path, digest: str) -> None:
+    """Removes what killed stores left beside the entries: of this entry, whatever is there (a store of the
+    same file running beside this one may lose its staging folder, which only costs it its store); of
+    another entry, only when all of it is old enough that no store of it can still be running. Only
+    digest-shaped names are touched: the cache folder may be shared."""
+    now, young, old = time.time(), set(), set()
+    for path in root.glob(".*"):
+        named = STAGING_NAME.fullmatch(path.name)
+        with contextlib.suppress(OSError):
+            if named:
+                (old if now - path.stat().st_mtime > STALE_STAGING_S else young).add(named.group(1))
+    for leftover in (old - young) | ({digest} & (old | young)):
+        clean_staging(root / leftover)

@@ -2,9 +2,12 @@
 
 A file has the columns `id,heartbeat_signals[,label]`; `heartbeat_signals` is one quoted string of
 comma-separated floats (in Parquet it may also be a list of floats) and `label` an integer class that
-may be written `0` or `0.0`. Parsing is vectorised with Arrow: a well-formed CSV is read as separate
+may be written `0` or `0.0`. The format is told by the file's first bytes (Parquet's and gzip's magic
+numbers), so that the parse cache, which is keyed by content, always means one parse; a `.parquet`
+name on other bytes is refused. Parsing is vectorised with Arrow: a well-formed CSV is read as separate
 float columns, one part of the file per core; anything that fails that fast path is parsed again
-column by column so the error can name the row and the problem.
+column by column so the error can name the row and the problem. File content quoted in a message is
+escaped and cut (`_shown`), so that a hostile file cannot drive the terminal or flood it.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ import os
 import warnings
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -28,10 +32,13 @@ from ecgtune.errors import DataError, DataWarning
 ID, SIGNALS, LABEL = "id", "heartbeat_signals", "label"
 PARQUET_SUFFIXES = (".parquet", ".pq")
 GZIP_MAGIC = b"\x1f\x8b"
+PARQUET_MAGIC = b"PAR1"
 NUMBER_PATTERN = r"^\s*[-+]?((\d+\.?\d*|\.\d+)([eE][-+]?\d+)?|nan|NaN|NAN|inf|Inf|INF|infinity|Infinity)\s*$"
 FAST_PATH_BLOCK_BYTES = 1 << 21
 FAST_PATH_PART_BYTES = 1 << 23
 MAX_CLASSES = 1000
+HEAD_BYTES = 1 << 20
+MESSAGE_VALUE_CHARS = 80
 
 
 @dataclass(frozen=True)
@@ -93,6 +100,7 @@ def load_dataset(
     if not path.is_file():
         raise DataError(f"{path}: not a file")
     stat = path.stat()
+    _check_named_format(path)
     if use_cache:
         arrays, notes = _load_through_cache(path, stat)
     else:
@@ -161,41 +169,70 @@ def _read_bytes(path: Path, size: int) -> pa.Buffer:
         raise DataError(f"{path}: cannot read the file ({error})") from None
 
 
+def _check_named_format(path: Path) -> None:
+    """Refuses a file named `.parquet` that is not Parquet; checked before the cache, which knows contents only."""
+    if path.suffix.lower() not in PARQUET_SUFFIXES:
+        return
+    try:
+        with open(path, "rb") as stream:
+            start = stream.read(len(PARQUET_MAGIC))
+    except OSError as error:
+        raise DataError(f"{path}: cannot read the file ({error.strerror or error})") from None
+    if start and start != PARQUET_MAGIC:
+        raise DataError(f"{path}: not a Parquet file (those start with {PARQUET_MAGIC.decode()}; "
+                        f"this one with {start!r})")
+
+
+def _is_parquet(content: pa.Buffer) -> bool:
+    return content[:len(PARQUET_MAGIC)].to_pybytes() == PARQUET_MAGIC
+
+
 def _parse(path: Path, content: pa.Buffer) -> tuple[dict[str, np.ndarray | None], list[str]]:
-    if path.suffix.lower() in PARQUET_SUFFIXES:
+    if _is_parquet(content):
         try:
             table = pq.read_table(pa.BufferReader(content))
         except (pa.ArrowException, OSError) as error:
             raise DataError(f"{path}: not a readable Parquet file ({_short(error)})") from None
         _require_columns(path, table.column_names)
-        rows = _Rows.of(path)
+        rows = _Rows(path, content)
         return _validated(rows, *_columns_from_table(rows, table))
-    if content[:2].to_pybytes() == GZIP_MAGIC:
-        try:
-            content = pa.py_buffer(pa.input_stream(pa.BufferReader(content), compression="gzip").read())
-        except (pa.ArrowException, OSError) as error:
-            raise DataError(f"{path}: not a readable gzip file ({_short(error)})") from None
-    head = content[: 1 << 20].to_pybytes().lstrip(b"\xef\xbb\xbf")
-    if not head.strip():
+    content = _decompressed(path, content)
+    head = content[:HEAD_BYTES].to_pybytes()
+    # Arrow skips a byte order mark and blank lines before the header; so does this look at it.
+    lines = head.lstrip(b"\xef\xbb\xbf").lstrip(b"\r\n").splitlines(keepends=True)
+    if not lines or not head.strip():
         raise DataError(f"{path}: file is empty")
-    lines = head.split(b"\n", 2)
+    if not lines[0].endswith((b"\n", b"\r")) and len(content) > len(head):
+        raise DataError(f"{path}: the header line is longer than {HEAD_BYTES:,} bytes; "
+                        f"expected the columns {ID},{SIGNALS}[,{LABEL}]")
     columns = [name.strip().strip('"') for name in lines[0].decode("utf-8", "replace").strip().split(",")]
     _require_columns(path, columns)
-    if len(lines) < 2 or not lines[1].strip():
-        raise DataError(f"{path}: no data rows after the header")
-    rows = _Rows.of(path)
-    if columns in ([ID, SIGNALS], [ID, SIGNALS, LABEL]):
-        first_row_fields = lines[1].count(b",") + 1
-        fast = _read_wide_csv(content, first_row_fields, has_labels=LABEL in columns)
+    rows = _Rows(path, content)
+    first_row = next((line for line in lines[1:] if line.strip()), None)
+    if columns in ([ID, SIGNALS], [ID, SIGNALS, LABEL]) and first_row is not None:
+        fast = _read_wide_csv(content, first_row.count(b",") + 1, has_labels=LABEL in columns)
         if fast is not None:
             return _validated(rows, *fast)
-    return _validated(rows, *_columns_from_table(rows, _read_text_csv(path, content, columns)))
+    return _validated(rows, *_columns_from_table(rows, _read_text_csv(rows, content, columns)))
+
+
+def _decompressed(path: Path, content: pa.Buffer) -> pa.Buffer:
+    """The CSV text of a file's bytes: gunzipped when they are gzip-compressed."""
+    if content[:2].to_pybytes() != GZIP_MAGIC:
+        return content
+    try:
+        return pa.py_buffer(pa.input_stream(pa.BufferReader(content), compression="gzip").read())
+    except (pa.ArrowException, OSError) as error:
+        raise DataError(f"{path}: not a readable gzip file ({_short(error)})") from None
 
 
 def _require_columns(path: Path, columns: list[str]) -> None:
     for required in (ID, SIGNALS):
         if required not in columns:
-            raise DataError(f"{path}: missing column '{required}' (found: {', '.join(columns)})")
+            raise DataError(f"{path}: missing column '{required}' (found: {_shown(', '.join(columns))})")
+    for name in (ID, SIGNALS, LABEL):
+        if columns.count(name) > 1:
+            raise DataError(f"{path}: column '{name}' appears {columns.count(name)} times; which one holds the data?")
 
 
 def _read_wide_csv(content: pa.Buffer, n_fields: int, has_labels: bool):
@@ -302,7 +339,7 @@ def _count_rows(view: memoryview, start: int, end: int) -> int:
     return line_ends + int(view[end - 1] != line_end)
 
 
-def _read_text_csv(path: Path, content: pa.Buffer, columns: list[str]) -> pa.Table:
+def _read_text_csv(rows: _Rows, content: pa.Buffer, columns: list[str]) -> pa.Table:
     wanted = [name for name in (ID, SIGNALS, LABEL) if name in columns]
     malformed = []
 
@@ -320,58 +357,144 @@ def _read_text_csv(path: Path, content: pa.Buffer, columns: list[str]) -> pa.Tab
             ),
         )
     except (pa.ArrowException, OSError) as error:
-        raise DataError(f"{path}: malformed CSV ({_short(error)})") from None
+        raise DataError(f"{rows.path}: malformed CSV ({_short(error)})") from None
     if malformed:
-        row = malformed[0]
+        row = malformed[0]  # Arrow numbers the header and the rows after it 1, 2, ..., skipping blank lines
+        place = rows.place_of_record(row.number - 1) if row.number else "a row"
         raise DataError(
-            f"{path}: line {row.number}: expected {row.expected_columns} fields, got {row.actual_columns} "
-            f"(a quote missing or an extra comma?): {_short(row.text, 80)}"
+            f"{rows.path}: {place}: expected {row.expected_columns} fields, got {row.actual_columns} "
+            f"(a quote missing or an extra comma?): {_shown(row.text)}"
         )
     return table
 
 
 class _Rows:
-    """Names a row in messages: its id and where it sits in the file."""
+    """Names a row in messages: its id and where it sits in the file (a Parquet row, or a line of a CSV file)."""
 
-    def __init__(self, path: Path, unit: str, first: int, ids: np.ndarray | None = None):
-        self.path, self.unit, self.first, self.ids = path, unit, first, ids
-
-    @classmethod
-    def of(cls, path: Path, ids: np.ndarray | None = None) -> _Rows:
-        """Parquet rows are counted from 0; CSV rows by line, the first data row being line 2."""
-        return cls(path, "row", 0, ids) if path.suffix.lower() in PARQUET_SUFFIXES else cls(path, "line", 2, ids)
+    def __init__(self, path: Path, content: pa.Buffer | None = None, ids: np.ndarray | None = None):
+        """`content` is the file's bytes (a CSV file's after gunzip), read again from `path` if needed and not given."""
+        self.path, self.ids, self._given = path, ids, content
 
     def at(self, row: int) -> str:
-        place = f"{self.unit} {row + self.first}"
-        return f"{self.path}: row id {self.ids[row]} ({place})" if self.ids is not None else f"{self.path}: {place}"
+        """The file, the row's id and its place: `FILE: row id 7 (line 9)`."""
+        if self.ids is None:
+            return f"{self.path}: {self.place(row)}"
+        return f"{self.path}: row id {_shown(str(self.ids[row]))} ({self.place(row)})"
+
+    def place(self, row: int) -> str:
+        """`row N` of a Parquet file (from 0), or the line of a CSV file (from 1) on which data row `row` starts."""
+        if self._content is not None and _is_parquet(self._content):
+            return f"row {row}"
+        return self.place_of_record(row + 1)
+
+    def place_of_record(self, record: int) -> str:
+        """The line on which a CSV file's record starts, counting the header as record 0 and skipping blank lines."""
+        lines = self._record_lines
+        if lines is None or not 0 <= record < len(lines):
+            return f"data row {record}"  # the file changed since, or its quoting fooled `_record_start_lines`
+        return f"line {lines[record]}"
+
+    @cached_property
+    def _content(self) -> pa.Buffer | None:
+        if self._given is not None:
+            return self._given
+        try:
+            return _decompressed(self.path, _read_bytes(self.path, self.path.stat().st_size))
+        except (DataError, OSError):
+            return None
+
+    @cached_property
+    def _record_lines(self) -> np.ndarray | None:
+        return None if self._content is None else _record_start_lines(self._content)
+
+
+def _record_start_lines(content: pa.Buffer) -> np.ndarray:
+    """The line number (from 1) on which each non-blank CSV record starts, the header being record 0.
+
+    Arrow's reader skips blank lines and lets a quoted value run over line ends, so data row i is not
+    always on line i + 2. A line ends at LF, CRLF or a lone CR; it ends a record only outside quotes,
+    told by the parity of the quotes before it (an escaped quote "" counts twice). Only byte positions
+    are kept, so this costs little memory even for a large file; it runs only to word an error.
+    """
+    data = np.frombuffer(content, dtype=np.uint8)
+    line_feeds, returns, quotes = (_positions(data, byte) for byte in b'\n\r"')
+    crlf_feeds = returns[np.isin(returns + 1, line_feeds)] + 1
+    line_ends = np.union1d(line_feeds, returns[~np.isin(returns + 1, line_feeds)])  # last byte of each line end
+    record_ends = line_ends[np.searchsorted(quotes, line_ends) % 2 == 0]
+    starts = np.concatenate([[0], record_ends + 1])
+    ends = np.concatenate([record_ends - np.isin(record_ends, crlf_feeds), [len(data)]])  # without the line end
+    non_blank = (ends > starts) & (starts < len(data))
+    return 1 + np.searchsorted(line_ends, starts[non_blank])
+
+
+def _positions(data: np.ndarray, byte: int) -> np.ndarray:
+    """Offsets of `byte` in `data`, found a few MB at a time."""
+    chunk = 1 << 22
+    found = [np.flatnonzero(data[at:at + chunk] == byte) + at for at in range(0, len(data), chunk)]
+    return np.concatenate([np.zeros(0, dtype=np.intp), *found])
 
 
 def _columns_from_table(rows: _Rows, table: pa.Table):
     """The careful path: each column checked, so that errors name the row and the problem."""
-    ids = _first_null_check(rows, table.column(ID).combine_chunks(), "missing id")
+    if table.num_rows == 0:
+        raise DataError(f"{rows.path}: no data rows")
+    ids = _first_null_check(rows, _column(rows, table, ID), "missing id")
     try:
         ids = pc.cast(ids, pa.int64()).to_numpy()
     except pa.ArrowInvalid:
         ids = np.asarray(ids.to_pylist(), dtype=str)
     rows.ids = ids
-    signals = _signals_from_column(rows, table.column(SIGNALS).combine_chunks())
+    signals = _signals_from_column(rows, _column(rows, table, SIGNALS))
     labels = None
     if LABEL in table.column_names:
-        labels = _first_null_check(rows, table.column(LABEL).combine_chunks(), "missing label")
+        labels = _first_null_check(rows, _column(rows, table, LABEL), "missing label")
         if _is_text(labels.type):
-            labels = _numbers(rows, labels, pa.float64(), "label {token!r} is not a number")
+            labels = _numbers(rows, labels, pa.float64(), "label {token} is not a number")
         labels = pc.cast(labels, pa.float64()).to_numpy()
     return ids, signals, labels
+
+
+def _column(rows: _Rows, table: pa.Table, name: str) -> pa.Array:
+    """A column as one array (dictionary-encoded text decoded); a type it cannot hold is refused by name."""
+    column = table.column(name).combine_chunks()
+    if pa.types.is_dictionary(column.type):
+        column = column.dictionary_decode()
+    if pa.types.is_binary(column.type) or pa.types.is_large_binary(column.type):  # text as older writers store it
+        try:
+            column = column.cast(pa.large_string())
+        except pa.ArrowInvalid:
+            raise DataError(f"{rows.path}: column '{name}' holds bytes that are not UTF-8 text") from None
+    if name == SIGNALS:
+        usable = _is_text(column.type) or _is_list(column.type) and _is_text_or_number(column.type.value_type)
+        accepted = "text (comma-separated numbers) or a list of numbers"
+    else:
+        usable = _is_text_or_number(column.type)
+        accepted = "text or a number"
+    if not (usable or pa.types.is_null(column.type)):  # a column of nulls is reported as missing values
+        raise DataError(f"{rows.path}: column '{name}' has type {_shown(str(column.type))}; "
+                        f"expected {accepted} (integer, floating point, decimal or boolean)")
+    return column
 
 
 def _is_text(data_type: pa.DataType) -> bool:
     return pa.types.is_string(data_type) or pa.types.is_large_string(data_type)
 
 
+def _is_text_or_number(data_type: pa.DataType) -> bool:
+    return _is_text(data_type) or any(is_kind(data_type) for is_kind in (
+        pa.types.is_integer, pa.types.is_floating, pa.types.is_decimal, pa.types.is_boolean))
+
+
+def _is_list(data_type: pa.DataType) -> bool:
+    return pa.types.is_list(data_type) or pa.types.is_large_list(data_type) or pa.types.is_fixed_size_list(data_type)
+
+
 def _first_null_check(rows: _Rows, column: pa.Array, problem: str) -> pa.Array:
     empty = column.is_null()
     if _is_text(column.type):
         empty = pc.or_(empty, pc.equal(pc.utf8_trim_whitespace(column), ""))
+    elif _is_list(column.type):
+        empty = pc.or_(empty, pc.equal(pc.list_value_length(column), 0))
     empty = empty.to_numpy(zero_copy_only=False)
     if empty.any():
         raise DataError(f"{rows.at(int(np.argmax(empty)))}: {problem}")
@@ -382,11 +505,9 @@ def _signals_from_column(rows: _Rows, column: pa.Array) -> np.ndarray:
     column = _first_null_check(rows, column, "no heartbeat_signals")
     if _is_text(column.type):
         column = pc.split_pattern(column, ",")
-    elif not (pa.types.is_list(column.type) or pa.types.is_large_list(column.type)
-              or pa.types.is_fixed_size_list(column.type)):
-        raise DataError(f"{rows.path}: column '{SIGNALS}' has type {column.type}, expected text or a list of floats")
     lengths = pc.list_value_length(column).to_numpy(zero_copy_only=False)
-    expected = int(np.bincount(lengths).argmax())
+    seen, counts = np.unique(lengths, return_counts=True)  # not bincount: one absurd length would allocate for it
+    expected = int(seen[counts.argmax()])
     wrong = lengths != expected
     if wrong.any():
         row = int(np.argmax(wrong))
@@ -397,7 +518,7 @@ def _signals_from_column(rows: _Rows, column: pa.Array) -> np.ndarray:
         def sample_at(token_index: int) -> str:
             return f"{rows.at(token_index // expected)}: sample {token_index % expected}"
 
-        values = _numbers(rows, values, pa.float32(), "{token!r} is not a number", sample_at)
+        values = _numbers(rows, values, pa.float32(), "{token} is not a number", sample_at)
     elif values.null_count:
         token_index = int(np.argmax(values.is_null().to_numpy(zero_copy_only=False)))
         raise DataError(f"{rows.at(token_index // expected)}: sample {token_index % expected} is missing")
@@ -410,15 +531,13 @@ def _numbers(rows: _Rows, tokens: pa.Array, target: pa.DataType, problem: str, w
     numeric = pc.match_substring_regex(tokens, NUMBER_PATTERN).to_numpy(zero_copy_only=False)
     if not numeric.all():
         index = int(np.argmax(~numeric))
-        raise DataError(f"{where(index)}: " + problem.format(token=tokens[index].as_py()))
+        raise DataError(f"{where(index)}: " + problem.format(token=f"'{_shown(tokens[index].as_py())}'"))
     return pc.cast(pc.utf8_trim_whitespace(tokens), target)
 
 
 def _validated(rows: _Rows, ids: np.ndarray, signals: np.ndarray, labels: np.ndarray | None, value_range=None):
     """Checks parsed columns; `value_range` is the (smallest, largest) sample when the parser already knows it."""
     rows.ids = ids
-    if signals.size == 0:
-        raise DataError(f"{rows.path}: no data rows")
     smallest, largest = value_range if value_range is not None else (signals.min(), signals.max())
     if not (np.isfinite(smallest) and np.isfinite(largest)):  # NaN and infinity reach the minimum or maximum
         bad = ~np.isfinite(signals)
@@ -430,14 +549,14 @@ def _validated(rows: _Rows, ids: np.ndarray, signals: np.ndarray, labels: np.nda
     if (counts > 1).any():
         duplicate = unique_ids[np.argmax(counts > 1)]
         first, second = np.flatnonzero(ids == duplicate)[:2]
-        raise DataError(f"{rows.at(int(second))}: duplicate id (first seen at {rows.unit} {first + rows.first})")
+        raise DataError(f"{rows.at(int(second))}: duplicate id (first seen at {rows.place(int(first))})")
     notes = []
     outside = (signals.min(axis=1) < 0) | (signals.max(axis=1) > 1) if smallest < 0 or largest > 1 else None
     if outside is not None:
         row = int(np.argmax(outside))
         notes.append(
             f"{int(outside.sum())} rows have values outside [0, 1], the competition's range "
-            f"(first: id {ids[row]}, range {signals[row].min():.4g}..{signals[row].max():.4g}); continuing"
+            f"(first: id {_shown(str(ids[row]))}, range {signals[row].min():.4g}..{signals[row].max():.4g}); continuing"
         )
     if labels is not None:
         labels = _integer_labels(rows, labels)
@@ -471,11 +590,18 @@ def _check_expectations(data: HeartbeatData, signal_length, n_classes, require_l
             "(the training data's length)"
         )
     if n_classes is not None and data.labels is not None and data.n_classes > n_classes:
-        rows = _Rows.of(Path(data.source), data.ids)
+        rows = _Rows(Path(data.source), ids=data.ids)
         row = int(np.argmax(data.labels >= n_classes))
         raise DataError(f"{rows.at(row)}: label {data.labels[row]} is out of range 0..{n_classes - 1}")
 
 
 def _short(error: Exception, limit: int = 300) -> str:
-    message = " ".join(str(error).split())
-    return message if len(message) <= limit else message[:limit] + " ..."
+    """An error's message on one line, shown as `_shown` shows file content (Arrow's quote the file)."""
+    return _shown(" ".join(str(error).split()), limit)
+
+
+def _shown(text: str, limit: int = MESSAGE_VALUE_CHARS) -> str:
+    """Text from a file, fit for a one-line message: characters that are not printable escaped as `repr`
+    escapes them (so no terminal control sequence reaches the screen), cut to `limit` characters."""
+    shown = "".join(c if c.isprintable() else repr(c)[1:-1] for c in text[:limit])
+    return shown if len(text) <= limit else f"{shown}... ({len(text):,} characters)"

@@ -39,7 +39,7 @@ def _require_stratifiable(labels: np.ndarray, n_splits: int) -> None:
     present = counts[counts > 0]
     if present.min() < n_splits:
         rare = int(np.flatnonzero((counts > 0) & (counts < n_splits))[0])
-        raise DataError(f"class {rare} has {counts[rare]} rows; a stratified split needs at least {n_splits}")
+        raise DataError(f"class {rare} has {counts[rare]} row(s); a stratified split needs at least {n_splits}")
 
 
 def holdout_split(labels: np.ndarray, val_fraction: float = 0.2, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:

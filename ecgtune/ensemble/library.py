@@ -3,17 +3,15 @@ cross-fitted members (one configuration trained on K folds, its out-of-fold prob
 
 from __future__ import annotations
 
-import json
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from ecgtune.checkpoint import PROBS_FILE, Checkpoint, read_checkpoint
 from ecgtune.errors import EcgtuneError
 from ecgtune.metrics import abs_sum, argmax_decisions, log_loss, prior_baseline
-
-CONFIG_FILE, PROBS_FILE, WEIGHTS_FILE = "config.json", "val_probs.npy", "model.safetensors"
 
 
 @dataclass(frozen=True)
@@ -27,7 +25,7 @@ class Member:
     val_abs_sum: float
     val_log_loss: float
     val_probs: np.ndarray
-    description: dict = field(default_factory=dict, compare=False)  # the checkpoint's config.json
+    description: dict = field(default_factory=dict, compare=False)  # `Checkpoint.description()`
 
 
 def fold_trial_name(member: str, fold: int) -> str:
@@ -35,29 +33,21 @@ def fold_trial_name(member: str, fold: int) -> str:
     return f"{member}_fold{fold}"
 
 
-def latest_checkpoints(experiment_dir: Path) -> list[Path]:
-    """The newest checkpoint folder of every trial in a (finished or interrupted) experiment folder."""
-    newest = {}
-    for config in sorted(experiment_dir.glob(f"*/checkpoint_*/{CONFIG_FILE}")):
-        newest[config.parent.parent] = config.parent
-    return list(newest.values())
-
-
-def _read_checkpoint(folder: Path, n_rows: int) -> tuple[dict, float, float, np.ndarray]:
-    """Description (config.json), best abs-sum and log-loss, and validation probabilities of one checkpoint."""
-    try:
-        described = json.loads((folder / CONFIG_FILE).read_text())
-        best = described["best_metrics"]
-        if not isinstance(described["family"], str):
-            raise TypeError("family is not a name")
-        best_abs_sum, best_log_loss = float(best["abs_sum"]), float(best["log_loss"])
-        probs = np.load(folder / PROBS_FILE, allow_pickle=False)
-    except (OSError, ValueError, KeyError, TypeError) as error:
-        raise EcgtuneError(f"{folder}: unreadable checkpoint ({error})") from None
-    if probs.ndim != 2 or probs.shape[0] != n_rows:
-        raise EcgtuneError(f"{folder / PROBS_FILE}: probabilities of shape {probs.shape} do not match "
+def _read_covering(folder: Path, n_rows: int) -> Checkpoint:
+    """A checkpoint, its validation probabilities checked to cover the `n_rows` rows they predict."""
+    checkpoint = read_checkpoint(folder)
+    if len(checkpoint.val_probs) != n_rows:
+        raise EcgtuneError(f"{folder / PROBS_FILE}: probabilities of shape {checkpoint.val_probs.shape} do not match "
                            f"the {n_rows} rows they should cover")
-    return described, best_abs_sum, best_log_loss, probs
+    return checkpoint
+
+
+def _best_scores(checkpoint: Checkpoint) -> tuple[float, float]:
+    """The validation abs-sum and log-loss of the checkpoint's best epoch."""
+    try:
+        return float(checkpoint.best_metrics["abs_sum"]), float(checkpoint.best_metrics["log_loss"])
+    except (KeyError, TypeError, ValueError):
+        raise EcgtuneError(f"{checkpoint.folder}: unreadable checkpoint (no validation abs-sum and log-loss)") from None
 
 
 def load_library(experiment_dir: Path, labels: np.ndarray, top_k: int = 30) -> list[Member]:
@@ -65,14 +55,27 @@ def load_library(experiment_dir: Path, labels: np.ndarray, top_k: int = 30) -> l
     family not among them; each with validation probabilities for the rows of `labels`.
 
     Trials that learned nothing (no better than always predicting the class prior, in abs-sum or in
-    log-loss) are left out: their probabilities would only add noise to the selection."""
-    members = []
-    for folder in latest_checkpoints(experiment_dir):
-        described, best_abs_sum, best_log_loss, probs = _read_checkpoint(folder, len(labels))
-        members.append(Member(folder.parent.name, described["family"], (folder,), best_abs_sum, best_log_loss,
-                              probs, described))
+    log-loss) are left out: their probabilities would only add noise to the selection. So is a
+    checkpoint that cannot be read (a full disk truncates files), with a warning naming it."""
+    # Ray's folders are the search layer's to read. Imported here, not at the top: its package imports torch,
+    # and `import ecgtune.ensemble` stays numpy-only (`predict` runs on ONNX Runtime).
+    from ecgtune.trainables.tune_layout import latest_checkpoints
+
+    members, unreadable = [], []
+    for trial, folder in latest_checkpoints(experiment_dir).items():
+        try:
+            checkpoint = _read_covering(folder, len(labels))
+            best_abs_sum, best_log_loss = _best_scores(checkpoint)
+        except EcgtuneError as error:
+            unreadable.append(str(error))
+            continue
+        members.append(Member(trial, checkpoint.family, (folder,), best_abs_sum, best_log_loss, checkpoint.val_probs,
+                              checkpoint.description()))
+    if unreadable and members:
+        warnings.warn(f"{len(unreadable)} checkpoint(s) left out of the ensemble library: {'; '.join(unreadable)}",
+                      stacklevel=2)
     if not members:
-        raise EcgtuneError(f"{experiment_dir}: no trial checkpoints yet")
+        raise EcgtuneError(unreadable[0] if unreadable else f"{experiment_dir}: no trial checkpoints yet")
     baseline = prior_baseline(labels, members[0].val_probs.shape[1])
     informative = [m for m in members
                    if m.val_abs_sum < baseline["abs_sum"] and m.val_log_loss < baseline["log_loss"]]
@@ -98,21 +101,22 @@ def load_fold_library(folds_dir: Path, names: list[str], held_out: list[np.ndarr
                       labels: np.ndarray) -> list[Member]:
     """Cross-fitted members: for each configuration in `names`, its K fold checkpoints in `folds_dir`
     and its out-of-fold probabilities (fold k predicts the rows `held_out[k]`); scored on `labels`."""
-    newest = {folder.parent.name: folder for folder in latest_checkpoints(folds_dir)}
+    from ecgtune.trainables.tune_layout import latest_checkpoints
+
+    newest = latest_checkpoints(folds_dir)
     members = []
     for name in names:
-        folders, out_of_fold, family = [], None, None
+        folders, out_of_fold = [], None
         for fold, rows in enumerate(held_out):
             folder = newest.get(fold_trial_name(name, fold))
             if folder is None:
                 raise EcgtuneError(f"{folds_dir / fold_trial_name(name, fold)}: no checkpoint; that fold's "
                                    "training did not finish (run the command again to resume it)")
-            described, _, _, probs = _read_checkpoint(folder, len(rows))
-            family = described["family"]
+            checkpoint = _read_covering(folder, len(rows))
             if out_of_fold is None:
-                out_of_fold = np.full((len(labels), probs.shape[1]), np.nan, dtype=np.float32)
-            out_of_fold[rows] = probs
+                out_of_fold = np.full((len(labels), checkpoint.n_classes), np.nan, dtype=np.float32)
+            out_of_fold[rows] = checkpoint.val_probs
             folders.append(folder)
-        members.append(Member(name, family, tuple(folders), abs_sum(argmax_decisions(out_of_fold), labels),
-                              log_loss(out_of_fold, labels), out_of_fold, described))
+        members.append(Member(name, checkpoint.family, tuple(folders), abs_sum(argmax_decisions(out_of_fold), labels),
+                              log_loss(out_of_fold, labels), out_of_fold, checkpoint.description()))
     return sorted(members, key=lambda m: (m.val_abs_sum, m.val_log_loss, m.trial))

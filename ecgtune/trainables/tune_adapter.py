@@ -1,16 +1,9 @@
 """The Ray Tune trainable: one trial trains one sampled configuration, reports every epoch and
-checkpoints what the ensemble stage needs.
-
-A trial's checkpoint folder holds:
-    model.safetensors   the best epoch's weights
-    config.json         family, model config, training config, imbalance handling, best metrics
-    val_probs.npy       the best epoch's validation probabilities (rows as in RUNS_DIR/NAME/validation.npz)
-    trainer_state.pt    the whole training state, to resume an interrupted trial (weights-only file)
-"""
+checkpoints what the ensemble stage needs (see `ecgtune.checkpoint`), resuming from its last
+checkpoint when Ray restarts it."""
 
 from __future__ import annotations
 
-import json
 import tempfile
 from dataclasses import replace
 from pathlib import Path
@@ -19,8 +12,8 @@ import numpy as np
 import torch
 from ray import tune
 
+from ecgtune.checkpoint import STATE_FILE, write_checkpoint
 from ecgtune.data import HeartbeatData, prepare_fold
-from ecgtune.ensemble.library import CONFIG_FILE, PROBS_FILE, WEIGHTS_FILE
 from ecgtune.metrics import EPSILON
 from ecgtune.models import create_model
 from ecgtune.search_spaces import model_kwargs
@@ -28,7 +21,6 @@ from ecgtune.trainables.trainer import TrainConfig, Trainer
 
 METRIC, MODE = "val_abs_sum", "min"
 WORST_LOG_LOSS = float(-np.log(EPSILON))
-STATE_FILE = "trainer_state.pt"
 
 
 def trial_settings(config: dict, seed: int) -> tuple[str, dict, TrainConfig, str]:
@@ -67,7 +59,7 @@ def run_trial(config: dict, data: HeartbeatData, train_rows: np.ndarray, val_row
         metrics.update(epoch=epoch_report["epoch"], train_loss=epoch_report["train_loss"],
                        samples_per_s=epoch_report["samples_per_s"], family=family, node_id=node, diverged=False)
         with tempfile.TemporaryDirectory() as folder:
-            write_checkpoint(Path(folder), trainer, config, family, model_config, train_config)
+            write_checkpoint(Path(folder), trainer, family, model_config, imbalance, sampled=config)
             tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(folder))
 
     trainer.fit(on_epoch=report)
@@ -75,33 +67,6 @@ def run_trial(config: dict, data: HeartbeatData, train_rows: np.ndarray, val_row
         tune.report({METRIC: 2.0 * len(fold.val_labels), "val_abs_sum_proba": 2.0 * len(fold.val_labels),
                      "val_log_loss": WORST_LOG_LOSS, "val_accuracy": 0.0, "epoch": trainer.epoch,
                      "family": family, "node_id": node, "diverged": True})
-
-
-def write_checkpoint(folder: Path, trainer: Trainer, config: dict, family: str, model_config: dict,
-                     train_config: TrainConfig) -> None:
-    """Writes a trial's checkpoint files (see the module docstring) into `folder`."""
-    from safetensors.torch import save_file
-
-    result = trainer.result()
-    save_file({name: tensor.contiguous() for name, tensor in result.best_state.items()}, str(folder / WEIGHTS_FILE))
-    np.save(folder / PROBS_FILE, result.best_val_probs.astype(np.float32), allow_pickle=False)
-    description = {
-        "family": family, "model_config": model_config, "train_config": result.config,
-        "imbalance": config["data"]["imbalance"], "sampled": config,
-        "best_epoch": result.best_epoch, "best_metrics": result.best_metrics, "epochs_trained": trainer.epoch,
-        "training_rows": len(trainer.fold.train_labels), "seconds": trainer.elapsed,
-        "n_classes": trainer.fold.n_classes, "signal_length": int(trainer.fold.train_signals.shape[1]),
-    }
-    (folder / CONFIG_FILE).write_text(json.dumps(description, indent=2, default=_json_default))
-    torch.save(trainer.state_dict(), folder / STATE_FILE)
-
-
-def _json_default(value):
-    if isinstance(value, (np.integer, np.floating)):
-        return value.item()
-    if isinstance(value, tuple):
-        return list(value)
-    raise TypeError(f"cannot write {type(value).__name__} to JSON")
 
 
 def _node_id() -> str:

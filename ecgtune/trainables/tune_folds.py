@@ -11,13 +11,17 @@ checkpoints.
 
 from __future__ import annotations
 
+import shutil
+import warnings
+
 import numpy as np
 from ray import tune
 
+from ecgtune import trust
 from ecgtune.data import HeartbeatData
 from ecgtune.ensemble.library import fold_trial_name
 from ecgtune.trainables.tune_adapter import run_trial
-from ecgtune.trainables.tune_search import SearchSettings, run_config
+from ecgtune.trainables.tune_search import SearchSettings, fit_or_interrupt, run_config
 
 
 def run_fold_trial(config: dict, data: HeartbeatData, configs: dict[str, dict],
@@ -35,6 +39,10 @@ def retrain(settings: SearchSettings, data: HeartbeatData, configs: dict[str, di
     with_data = tune.with_parameters(run_fold_trial, data=data, configs=configs, folds=folds, seed=settings.seed,
                                      threads=settings.threads_per_trial)
     trainable = tune.with_resources(with_data, {"cpu": settings.cpus_per_trial, "gpu": settings.gpus_per_trial})
+    if tune.Tuner.can_restore(settings.experiment_path) and not trust.is_signed(settings.experiment_path):
+        # Derived state that only costs time to redo: start it afresh rather than load unsigned pickles.
+        warnings.warn(f"{settings.experiment_path}: retraining state not signed by this user; retraining afresh")
+        shutil.rmtree(settings.experiment_path)
     if tune.Tuner.can_restore(settings.experiment_path):
         tuner = tune.Tuner.restore(settings.experiment_path, trainable, resume_unfinished=True, resume_errored=True)
     else:
@@ -46,7 +54,10 @@ def retrain(settings: SearchSettings, data: HeartbeatData, configs: dict[str, di
                                         trial_name_creator=_trial_name, trial_dirname_creator=_trial_name),
             run_config=run_config(settings),
         )
-    results = tuner.fit()
+    try:
+        results = fit_or_interrupt(tuner, settings.experiment_path)
+    finally:
+        trust.sign_state(settings.experiment_path)
     return [result.path for result in results if result.error is not None or result.metrics.get("diverged")]
 
 

@@ -7,17 +7,26 @@ store; every trial checkpoints its best epoch; an interrupted experiment resumes
 
 from __future__ import annotations
 
+import atexit
+import contextlib
+import json
 import os
+import signal
+import threading
 import time
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 from ray import tune
 
+from ecgtune import trust
+from ecgtune.atomic import write_text_atomically
 from ecgtune.data import HeartbeatData
-from ecgtune.errors import ConfigError
+from ecgtune.errors import ConfigError, Interrupted
 from ecgtune.search_spaces import EpochBudget, default_point, portfolio_points, search_space
 from ecgtune.trainables.tune_adapter import METRIC, MODE, run_trial
 
@@ -143,6 +152,19 @@ class RefitReserve(tune.Stopper):
         return time.monotonic() >= self.deadline - self.reserve()
 
 
+class SignState(tune.Callback):
+    """Keeps the experiment's signature (`ecgtune.trust`) current while it runs, so that a run killed
+    mid-way can usually be resumed without the user vouching for it."""
+
+    def __init__(self, folder: str, every_s: float = 1.0):
+        self.folder, self.every_s, self.signed_at = folder, every_s, 0.0
+
+    def on_step_end(self, iteration: int, trials: list, **info):
+        if time.monotonic() - self.signed_at >= self.every_s:
+            trust.sign_state(self.folder)
+            self.signed_at = time.monotonic()
+
+
 def refit_margin(estimate_s: float) -> float:
     """Seconds to plan for a refit estimated at `estimate_s` from its trial's pace: a quarter more,
     plus the start of its Ray experiment, so that a refit planned to fit does finish."""
@@ -174,6 +196,7 @@ def build_tuner(settings: SearchSettings, data: HeartbeatData, train_rows: np.nd
     if settings.refit_rows and settings.time_budget_s:
         stop = RefitReserve(settings.time_budget_s, len(train_rows), settings.refit_rows,
                             settings.refit_max_s or settings.time_budget_s)
+    callbacks = [*(callbacks or []), SignState(settings.experiment_path)]
     return tune.Tuner(make_trainable(settings, data, train_rows, val_rows, trainable),
                       tune_config=tune_config, run_config=run_config(settings, callbacks, stop))
 
@@ -194,7 +217,10 @@ def restore_tuner(settings: SearchSettings, data: HeartbeatData, train_rows: np.
 
 def start_ray(address: str | None = None) -> None:
     """Joins the cluster at `address` (auto, or ray://host:10001), else starts Ray on this machine
-    without its dashboard and job API (Ray's own ports use its token authentication)."""
+    without its dashboard and job API (Ray's own ports use its token authentication), first ending
+    what a killed ecgtune run left of its own local Ray session. Workers' output stays in Ray's logs:
+    Tune reports each trial's results and errors, and a worker that Ray ends prints an "Exception
+    ignored ... SystemExit" traceback the user can do nothing about."""
     import ray
 
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
@@ -202,11 +228,64 @@ def start_ray(address: str | None = None) -> None:
         return
     try:
         if address:
-            ray.init(address=address)
+            ray.init(address=address, log_to_driver=False)
         else:
-            ray.init(dashboard_host="127.0.0.1", include_dashboard=False)
+            end_leftover_sessions()
+            started = ray.init(dashboard_host="127.0.0.1", include_dashboard=False, log_to_driver=False)
+            _record_session(Path(started.address_info["session_dir"]).name)
     except (ConnectionError, RuntimeError, ValueError) as error:
         raise ConfigError(f"cannot start or join Ray{' at ' + address if address else ''}: {error}") from None
+
+
+def _session_records() -> Path:
+    from ecgtune.data.cache import cache_root
+
+    return cache_root() / "ray-sessions"
+
+
+def _record_session(session: str) -> None:
+    """Notes which local Ray session this driver started, until it exits normally."""
+    record = _session_records() / f"{os.getpid()}.json"
+    write_text_atomically(record, json.dumps({"driver_pid": os.getpid(), "session": session}))
+    atexit.register(record.unlink, missing_ok=True)
+
+
+def end_leftover_sessions() -> None:
+    """Ends the processes of local Ray sessions whose ecgtune driver died without shutting them down
+    (kill -9 leaves Ray's dashboard and runtime-env agents running). Linux only: it reads /proc."""
+    for record in _session_records().glob("*.json"):
+        try:
+            info = json.loads(record.read_text())
+            driver, session = int(info["driver_pid"]), str(info["session"])
+        except (OSError, ValueError, KeyError, TypeError):
+            record.unlink(missing_ok=True)
+            continue
+        if _alive(driver):
+            continue
+        for pid in session_processes(session):
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(pid, signal.SIGTERM)
+        record.unlink(missing_ok=True)
+
+
+def session_processes(session: str) -> list[int]:
+    """Processes whose command line names the Ray session `session`."""
+    found = []
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        with contextlib.suppress(OSError):
+            if session.encode() in cmdline.read_bytes() and int(cmdline.parent.name) != os.getpid():
+                found.append(int(cmdline.parent.name))
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass
+    return True
 
 
 def experiment_exists(settings: SearchSettings) -> bool:
@@ -231,12 +310,54 @@ def cluster_gpus() -> float:
 
 def run(settings: SearchSettings, data: HeartbeatData, train_rows: np.ndarray, val_rows: np.ndarray,
         resume: bool = False, callbacks: Sequence | None = None, trainable: Callable = run_trial):
-    """Runs a new experiment, or resumes the one at `settings.experiment_path`; returns Ray's ResultGrid."""
+    """Runs a new experiment, or resumes the one at `settings.experiment_path`; returns Ray's ResultGrid.
+    Ctrl-C stops it with its state saved and raises `Interrupted` (see `fit_or_interrupt`)."""
     if resume:
         tuner = restore_tuner(settings, data, train_rows, val_rows, trainable)
     else:
         tuner = build_tuner(settings, data, train_rows, val_rows, callbacks, trainable)
-    return tuner.fit()
+    return fit_or_interrupt(tuner, settings.experiment_path)
+
+
+def fit_or_interrupt(tuner: tune.Tuner, experiment_path: str):
+    """`tuner.fit()`; on a first Ctrl-C, Tune stops the trials and saves the experiment's state, and
+    `Interrupted` is raised instead of returning partial results; a second Ctrl-C aborts at once."""
+    with _graceful_interrupt() as interrupted:
+        results = tuner.fit()
+    if interrupted():
+        raise Interrupted(f"interrupted: the trials were stopped and the experiment's state kept in {experiment_path}")
+    return results
+
+
+@contextmanager
+def _graceful_interrupt() -> Iterator[Callable[[], bool]]:
+    """Turns Ctrl-C into Tune's graceful stop and remembers that it came. Tune's own SIGINT handler
+    stops just as gracefully, but fit() then returns as if the search had ended, so Tune's handler is
+    turned off and ours forwards the stop through SIGUSR1, which Tune handles the same way while its
+    loop runs. Outside that loop (SIGUSR1 still ignored) Ctrl-C interrupts at once, as usual."""
+    requested = threading.Event()
+
+    def on_interrupt(signum, frame):
+        if requested.is_set() or signal.getsignal(signal.SIGUSR1) == signal.SIG_IGN:
+            raise KeyboardInterrupt
+        requested.set()
+        signal.raise_signal(signal.SIGUSR1)
+
+    if threading.current_thread() is not threading.main_thread() or not hasattr(signal, "SIGUSR1"):
+        yield requested.is_set  # Tune's own handling (no SIGUSR1 on Windows)
+        return
+    previous = signal.signal(signal.SIGINT, on_interrupt), signal.signal(signal.SIGUSR1, signal.SIG_IGN)
+    previous_setting = os.environ.get("TUNE_DISABLE_SIGINT_HANDLER")
+    os.environ["TUNE_DISABLE_SIGINT_HANDLER"] = "1"
+    try:
+        yield requested.is_set
+    finally:
+        signal.signal(signal.SIGINT, previous[0])
+        signal.signal(signal.SIGUSR1, previous[1])
+        if previous_setting is None:
+            del os.environ["TUNE_DISABLE_SIGINT_HANDLER"]
+        else:
+            os.environ["TUNE_DISABLE_SIGINT_HANDLER"] = previous_setting
 
 
 def trial_rows(results) -> list[dict]:
