@@ -29,7 +29,8 @@ if TYPE_CHECKING:
 
     from ecgtune.trainables.trainer import Trainer
 
-CONFIG_FILE, PROBS_FILE, WEIGHTS_FILE, STATE_FILE = "config.json", "val_probs.npy", "model.safetensors", "trainer_state.pt"
+CONFIG_FILE, PROBS_FILE = "config.json", "val_probs.npy"
+WEIGHTS_FILE, STATE_FILE = "model.safetensors", "trainer_state.pt"
 
 
 @dataclass(frozen=True)

@@ -74,10 +74,17 @@ def _listing_mac(key: bytes, files: dict[str, str]) -> str:
     return hmac.new(key, json.dumps(files, sort_keys=True).encode(), hashlib.sha256).hexdigest()
 
 
-def sign_state(folder: str | Path) -> None:
+def _local_folder(location: str | Path) -> Path | None:
+    """The experiment folder, or None where there is none here: remote storage (s3://...) or no folder."""
+    if "://" in str(location) or not Path(location).is_dir():  # before Path(), which folds "//"
+        return None
+    return Path(location)
+
+
+def sign_state(location: str | Path) -> None:
     """Signs the state files in an experiment folder (no-op for remote storage)."""
-    folder = Path(folder)
-    if "://" in str(folder) or not folder.is_dir():
+    folder = _local_folder(location)
+    if folder is None:
         return
     key = _key()
     files = {name: _digest(key, folder / name) for name in _signed_files(folder)
@@ -95,10 +102,10 @@ def is_signed(folder: str | Path) -> bool:
     return True
 
 
-def verify_state(folder: str | Path) -> None:
+def verify_state(location: str | Path) -> None:
     """Raises EcgtuneError unless every state file in the folder carries this user's signature."""
-    folder = Path(folder)
-    if "://" in str(folder) or not folder.is_dir():  # nothing there to load
+    folder = _local_folder(location)
+    if folder is None:  # nothing here to load
         return
     refusal = (f"Ray's state files are pickles, which run code when loaded, so this experiment is not resumed. "
                f"If it is your own (copied from another machine, or its run was killed), accept it with "

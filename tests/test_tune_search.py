@@ -125,11 +125,13 @@ def test_a_trial_that_raises_is_retried_from_its_checkpoint(tmp_path, beats):
 
 
 KILLED_EPOCHS = 4  # enough for the trials to learn more than the class prior, which the ensemble requires
+KILLED_TRIALS = 4  # two finish before the kill, the others after the resume
 
 
 def _search_command(tmp_path, *extra):
-    return [sys.executable, str(ROOT / "search.py"), "--arch", "plain_cnn", "--rows", "1500", "--num-samples", "5",
-            "--min-epochs", str(KILLED_EPOCHS), "--max-epochs", str(KILLED_EPOCHS), "--scheduler", "fifo",
+    return [sys.executable, str(ROOT / "search.py"), "--arch", "plain_cnn", "--rows", "1500",
+            "--num-samples", str(KILLED_TRIALS), "--min-epochs", str(KILLED_EPOCHS), "--max-epochs", str(KILLED_EPOCHS),
+            "--scheduler", "fifo",
             "--time-budget", "0", "--no-refit",
             "--max-concurrent", "1", "--name", "killed", "--runs-dir", str(tmp_path), *extra]
 
@@ -168,9 +170,9 @@ def test_a_search_killed_with_sigkill_resumes_and_keeps_what_finished(tmp_path):
         import csv
 
         rows = list(csv.DictReader(stream))
-    assert len(rows) == 5
+    assert len(rows) == KILLED_TRIALS
     trial_dirs = {path.parent.name for path in experiment.glob("*/result.json")}
-    assert finished_before <= trial_dirs and len(trial_dirs) == 5
+    assert finished_before <= trial_dirs and len(trial_dirs) == KILLED_TRIALS
     assert all(row["epochs_run"] == str(KILLED_EPOCHS) for row in rows)
     assert list(experiment.glob("*/events.out.tfevents.*")), "TensorBoard logs per trial"
 
@@ -181,7 +183,7 @@ def test_a_search_killed_with_sigkill_resumes_and_keeps_what_finished(tmp_path):
     searcher = OptunaSearch()
     searcher.restore_from_dir(str(experiment))
     assert isinstance(searcher._ot_study.sampler, optuna.samplers.TPESampler)
-    assert len(searcher._ot_study.trials) == 5
+    assert len(searcher._ot_study.trials) == KILLED_TRIALS
 
 
 def test_ctrl_c_keeps_the_state_exports_nothing_and_names_the_resume_command(tmp_path):
@@ -211,3 +213,22 @@ def test_ctrl_c_keeps_the_state_exports_nothing_and_names_the_resume_command(tmp
     assert "Traceback" not in refused.stderr
     (experiment / "tuner.pkl").write_bytes(genuine)
     assert tune.Tuner.can_restore(str(experiment)) and trust.is_signed(experiment), "resumable as the kill test's"
+
+
+def test_the_progress_line_says_what_a_person_wants_to_know(capsys):
+    from types import SimpleNamespace
+
+    from ecgtune.trainables.tune_search import ProgressLine
+
+    trials = [SimpleNamespace(status=status, config={"family": family}) for status, family in
+              [("TERMINATED", "plain_cnn"), ("TERMINATED", "resnet1d"), ("RUNNING", "vgg_cnn"), ("ERROR", "cnn_lstm")]]
+    progress = ProgressLine(time_budget_s=600.0, every_s=3600.0)
+    progress.on_trial_result(1, trials, trials[0], {"val_abs_sum": 80.0})
+    progress.on_trial_result(1, trials, trials[1], {"val_abs_sum": 60.0})
+    progress.on_trial_result(2, trials, trials[0], {"val_abs_sum": 70.0})
+    progress.on_step_end(2, trials)
+    assert capsys.readouterr().out == "", "not before its interval"
+    progress.on_experiment_end(trials)
+    line = capsys.readouterr().out.strip()
+    assert line.endswith("trials: 2 finished, 1 running, 1 failed, best validation abs-sum 60 (resnet1d), "
+                         "10.0 min left")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import atexit
 import contextlib
 import json
+import logging
 import os
 import signal
 import threading
@@ -34,6 +35,7 @@ SEARCHERS = ("optuna", "random")
 SCHEDULERS = ("asha", "fifo")
 MIN_GRACE_S, MAX_GRACE_S, GRACE_SHARE = 3.0, 300.0, 1 / 80  # the first rung: this share of the search's time
 FIRST_EPOCH_FRACTION = 0.25  # a search trial first reports after a quarter epoch: ASHA's cheap first rung
+PROGRESS_EVERY_S = 30.0  # a progress line every half minute: often enough to follow, rare enough to read
 
 
 @dataclass(frozen=True)
@@ -89,6 +91,7 @@ def make_searcher(settings: SearchSettings):
     import optuna
     from ray.tune.search.optuna import OptunaSearch
 
+    optuna.logging.set_verbosity(optuna.logging.WARNING)  # not "a new study created in memory"
     space = search_space(settings.families, settings.budget)
     if settings.searcher == "random":
         return OptunaSearch(space, metric=METRIC, mode=MODE, sampler=optuna.samplers.RandomSampler(seed=settings.seed))
@@ -165,6 +168,40 @@ class SignState(tune.Callback):
             self.signed_at = time.monotonic()
 
 
+class ProgressLine(tune.Callback):
+    """About every `every_s` seconds, and when the experiment ends, one line a person can follow in
+    place of Ray's trial table: trials finished, running and failed, the best validation abs-sum so
+    far with its family, and the time left of `time_budget_s`."""
+
+    def __init__(self, time_budget_s: float | None = None, every_s: float = PROGRESS_EVERY_S):
+        self.started, self.time_budget_s, self.every_s = time.monotonic(), time_budget_s, every_s
+        self.printed_at, self.best = time.monotonic(), None
+
+    def on_trial_result(self, iteration: int, trials: list, trial, result: dict, **info):
+        if METRIC in result and (self.best is None or result[METRIC] < self.best[0]):
+            self.best = (result[METRIC], trial.config.get("family", "?"))
+
+    def on_step_end(self, iteration: int, trials: list, **info):
+        if time.monotonic() - self.printed_at >= self.every_s:
+            self.show(trials)
+
+    def on_experiment_end(self, trials: list, **info):
+        self.show(trials)
+
+    def show(self, trials: list) -> None:
+        self.printed_at = time.monotonic()
+        statuses = [trial.status for trial in trials]
+        parts = [f"{statuses.count('TERMINATED')} finished", f"{statuses.count('RUNNING')} running"]
+        if statuses.count("ERROR"):
+            parts.append(f"{statuses.count('ERROR')} failed")
+        if self.best:
+            parts.append(f"best validation abs-sum {self.best[0]:g} ({self.best[1]})")
+        elapsed = time.monotonic() - self.started
+        if self.time_budget_s:
+            parts.append(f"{max(0.0, self.time_budget_s - elapsed) / 60:.1f} min left")
+        print(f"[{elapsed / 60:5.1f} min] trials: {', '.join(parts)}", flush=True)
+
+
 def refit_margin(estimate_s: float) -> float:
     """Seconds to plan for a refit estimated at `estimate_s` from its trial's pace: a quarter more,
     plus the start of its Ray experiment, so that a refit planned to fit does finish."""
@@ -176,6 +213,7 @@ def run_config(settings: SearchSettings, callbacks: Sequence | None = None,
     """Storage, retries and checkpoint retention (the latest checkpoint holds the best epoch)."""
     return tune.RunConfig(
         stop=stop,
+        verbose=0,  # ProgressLine reports instead of Ray's trial table
         name=settings.name,
         storage_path=settings.storage,
         failure_config=tune.FailureConfig(max_failures=settings.max_failures),
@@ -196,7 +234,7 @@ def build_tuner(settings: SearchSettings, data: HeartbeatData, train_rows: np.nd
     if settings.refit_rows and settings.time_budget_s:
         stop = RefitReserve(settings.time_budget_s, len(train_rows), settings.refit_rows,
                             settings.refit_max_s or settings.time_budget_s)
-    callbacks = [*(callbacks or []), SignState(settings.experiment_path)]
+    callbacks = [*(callbacks or []), SignState(settings.experiment_path), ProgressLine(settings.time_budget_s)]
     return tune.Tuner(make_trainable(settings, data, train_rows, val_rows, trainable),
                       tune_config=tune_config, run_config=run_config(settings, callbacks, stop))
 
@@ -224,14 +262,22 @@ def start_ray(address: str | None = None) -> None:
     import ray
 
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
+    # Tune's older output engine honours verbose=0 (the newer one prints its configuration box and a
+    # TensorBoard hint into Ray's temporary folder whatever the verbosity): ProgressLine reports instead.
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+    for name in ("ray", "ray.tune"):
+        logging.getLogger(name).setLevel(logging.WARNING)  # their INFO lines are nothing a user can act on
+    # Ray announces on every start that token authentication, its default for local clusters, is on
+    logging.getLogger("ray._private.authentication.authentication_token_setup").setLevel(logging.ERROR)
     if ray.is_initialized():
         return
     try:
         if address:
-            ray.init(address=address, log_to_driver=False)
+            ray.init(address=address, log_to_driver=False, logging_level=logging.WARNING)
         else:
             end_leftover_sessions()
-            started = ray.init(dashboard_host="127.0.0.1", include_dashboard=False, log_to_driver=False)
+            started = ray.init(dashboard_host="127.0.0.1", include_dashboard=False, log_to_driver=False,
+                               logging_level=logging.WARNING)
             _record_session(Path(started.address_info["session_dir"]).name)
     except (ConnectionError, RuntimeError, ValueError) as error:
         raise ConfigError(f"cannot start or join Ray{' at ' + address if address else ''}: {error}") from None
