@@ -10,6 +10,8 @@ from __future__ import annotations
 import json
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 
@@ -19,7 +21,7 @@ import xxhash
 from ecgtune.atomic import atomic_path, write_text_atomically
 from ecgtune.checkpoint import read_checkpoint
 from ecgtune.data import HeartbeatData, holdout_split, load_dataset, make_synthetic
-from ecgtune.errors import ConfigError, EcgtuneError
+from ecgtune.errors import ConfigError, DataError, EcgtuneError
 
 PLAN_FILE, VALIDATION_FILE, ENSEMBLE_FILE, BUNDLE_DIR = "search.json", "validation.npz", "ensemble.json", "bundle"
 ENSEMBLE_PROBS_FILE, LEADERBOARD_FILE = "ensemble_probs.npz", "leaderboard.csv"
@@ -153,7 +155,17 @@ def load_data(plan: Plan, use_cache: bool = True) -> HeartbeatData:
 
 def split(plan: Plan, data: HeartbeatData) -> tuple[np.ndarray, np.ndarray]:
     """The plan's stratified training / validation rows."""
-    return holdout_split(data.labels, plan.val_fraction, seed=plan.seed)
+    with _naming_the_file(data):
+        return holdout_split(data.labels, plan.val_fraction, seed=plan.seed)
+
+
+@contextmanager
+def _naming_the_file(data: HeartbeatData) -> Iterator[None]:
+    """A split knows the labels, not the file they came from: its errors get the file's name."""
+    try:
+        yield
+    except DataError as error:
+        raise DataError(f"{data.source}: {error}") from None
 
 
 def fingerprint(data: HeartbeatData) -> dict:
@@ -283,7 +295,8 @@ def _cross_fit(run_dir: Path, plan: Plan, holdout: dict, options: EnsembleOption
         configs[member["trial"]] = {**config, "train": train}
     data = load_data(plan)
     check_unchanged(run_dir, plan, data)
-    folds = kfold_splits(data.labels, options.folds, seed=plan.seed)
+    with _naming_the_file(data):
+        folds = kfold_splits(data.labels, options.folds, seed=plan.seed)
     settings = _retraining_settings(settings, plan, run_dir, f"folds{options.folds}",
                                     {"folds": options.folds, "configs": configs})
     print(f"cross-fitting: {len(configs)} configuration(s) x {options.folds} folds of {len(data)} rows = "

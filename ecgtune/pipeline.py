@@ -21,7 +21,7 @@ from pathlib import Path
 
 from ecgtune import experiment, trust
 from ecgtune.atomic import write_text_atomically
-from ecgtune.errors import DataError, EcgtuneError, Interrupted
+from ecgtune.errors import EcgtuneError, Interrupted
 
 TIMINGS_FILE = "timings.json"
 REFIT_MAX_SHARE = 0.3                 # of the budget, at most, for retraining the ensemble on every row
@@ -135,10 +135,7 @@ def _run_stages(plan: experiment.Plan, resources: Resources, run_dir: Path, resu
             trust.verify_state(folder)
         check_free_space([run_dir.parent, *([] if "://" in plan.storage else [Path(plan.storage)])])
         data = experiment.load_data(plan, use_cache=use_cache)
-        try:
-            train_rows, val_rows = experiment.split(plan, data)
-        except DataError as error:  # the split knows the labels, not the file they came from
-            raise DataError(f"{data.source}: {error}") from None
+        train_rows, val_rows = experiment.split(plan, data)
         from ecgtune.trainables import tune_search
 
         tune_search.start_ray(resources.address)
