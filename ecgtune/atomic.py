@@ -22,9 +22,7 @@ def atomic_path(path: Path) -> Iterator[Path]:
     os.close(handle)
     try:
         yield Path(temporary)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(temporary, 0o666 & ~umask)
+        os.chmod(temporary, 0o666 & ~_umask())
         os.replace(temporary, path)
     except BaseException:
         with contextlib.suppress(OSError):
@@ -43,13 +41,12 @@ STAGING_INFIX = ".staging-"
 
 
 def make_staging_folder(target: Path) -> Path:
-    """A new empty folder beside `target` (`.NAME.staging-XXXXXXXX`) to build the next version of
-    `target` in, with the permissions a new folder gets under the umask (mkdtemp's own are 0700)."""
+    """A new empty folder beside `target`, named `.NAME.staging-` and eight random characters, to build
+    the next version of `target` in, with the permissions a new folder gets under the umask (mkdtemp's
+    own are 0700)."""
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{target.name}{STAGING_INFIX}", dir=target.parent))
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(staging, 0o777 & ~umask)
+    os.chmod(staging, 0o777 & ~_umask())
     return staging
 
 
@@ -92,6 +89,13 @@ def clean_staging(target: Path) -> None:
     for leftover in target.parent.iterdir() if target.parent.is_dir() else ():
         if staging_name.fullmatch(leftover.name) and leftover.is_dir() and not leftover.is_symlink():
             shutil.rmtree(leftover, ignore_errors=True)
+
+
+def _umask() -> int:
+    """The process's umask: reading it means setting it, so it is put straight back."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return umask
 
 
 def _remove(path: Path) -> None:
