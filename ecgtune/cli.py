@@ -147,6 +147,7 @@ def _default_settings():
 def add_search_arguments(parser: argparse.ArgumentParser) -> None:
     """Flags of `search` (also those of `python search.py`)."""
     from ecgtune.search_spaces import EpochBudget
+    from ecgtune.search_spaces.shared import LONGEST_TRIAL_SHARE, MAX_EPOCHS_FROM_TIME
     from ecgtune.trainables.tune_search import SCHEDULERS, SEARCHERS
 
     defaults, budget = _default_settings(), EpochBudget()
@@ -174,10 +175,12 @@ def add_search_arguments(parser: argparse.ArgumentParser) -> None:
                           "training time (default: an eightieth of the search's time, 3 to 300 s)")
     how.add_argument("--reduction-factor", type=_positive_int, default=defaults.reduction_factor,
                      help=f"ASHA: keep 1/N of the trials at each rung (default {defaults.reduction_factor})")
-    how.add_argument("--min-epochs", type=_positive_int, default=budget.min_epochs,
-                     help=f"smallest epoch budget a trial may sample (default {budget.min_epochs})")
-    how.add_argument("--max-epochs", type=_positive_int, default=budget.max_epochs,
-                     help=f"largest epoch budget a trial may sample (default {budget.max_epochs})")
+    how.add_argument("--min-epochs", type=_positive_int,
+                     help="smallest epoch budget a trial may sample (default: a third of --max-epochs)")
+    how.add_argument("--max-epochs", type=_positive_int,
+                     help=f"largest epoch budget a trial may sample (default: what {LONGEST_TRIAL_SHARE:.0%} of the "
+                          f"search's time pays for at the trials' pace, measured before it starts, up to "
+                          f"{MAX_EPOCHS_FROM_TIME}; {budget.max_epochs} without a time budget)")
 
     where = parser.add_argument_group("where it runs")
     add_resource_arguments(where)

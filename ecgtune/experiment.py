@@ -47,8 +47,8 @@ class Plan:
     scheduler: str
     grace_period_s: float | None    # ASHA's first rung in seconds (None: from the budget)
     reduction_factor: int
-    min_epochs: int
-    max_epochs: int
+    min_epochs: int | None    # None: from the time budget and the trials' pace (see pipeline.settle_epochs)
+    max_epochs: int | None
     folds: int = 0                  # >1: retrain the ensemble's configurations on this many folds of every row
     fold_members: int = 5           # how many of the ensemble's configurations to retrain
     fold_epochs: int | None = None  # epochs of each retraining (default: the configuration's own)
@@ -76,7 +76,7 @@ class EnsembleOptions:
 def plan_from_arguments(args, families: list[str], run_dir: Path, smoke: bool, default_rows: int,
                         smoke_rows: int, smoke_samples: int) -> Plan:
     """The plan the command line asks for; `--smoke` shrinks data, trials and epochs."""
-    if args.min_epochs > args.max_epochs:
+    if args.min_epochs and args.max_epochs and args.min_epochs > args.max_epochs:
         raise EcgtuneError(f"--min-epochs {args.min_epochs} exceeds --max-epochs {args.max_epochs}")
     if args.reduction_factor < 2:
         raise EcgtuneError(f"--reduction-factor must be at least 2, got {args.reduction_factor}")

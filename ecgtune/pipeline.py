@@ -82,7 +82,8 @@ def search_settings(plan: experiment.Plan, resources: Resources, run_dir: Path, 
         families=plan.families, name=run_dir.name, storage=plan.storage, num_samples=plan.num_samples,
         time_budget_s=time_budget_s, searcher=plan.searcher, scheduler=plan.scheduler,
         grace_period_s=plan.grace_period_s, reduction_factor=plan.reduction_factor,
-        budget=EpochBudget(plan.min_epochs, plan.max_epochs), cpus_per_trial=resources.cpus_per_trial,
+        budget=EpochBudget(plan.min_epochs, plan.max_epochs) if plan.min_epochs and plan.max_epochs else EpochBudget(),
+        cpus_per_trial=resources.cpus_per_trial,
         gpus_per_trial=gpus, max_concurrent=resources.max_concurrent, max_failures=resources.max_failures,
         seed=plan.seed,
     )
@@ -99,6 +100,32 @@ def search_time(clock: Clock) -> float | None:
         raise EcgtuneError(f"--time-budget {clock.budget_s / 60:g} minutes leaves no time to search after "
                            f"{reserve:.0f} s for the ensemble, the export and the report; give more time")
     return left
+
+
+def settle_epochs(plan: experiment.Plan, settings, clock: Clock, data, training_rows: int) -> experiment.Plan:
+    """The plan with its epoch range settled: what the user gave; with a time budget, the rest from the
+    trials' measured pace (`EpochBudget.fitting`), so that a CPU search's trials finish their schedules
+    and a GPU search's trials train long enough; without one, or when the pace could not be
+    measured, the defaults."""
+    from ecgtune.search_spaces import EpochBudget
+    from ecgtune.trainables import tune_search
+
+    if plan.min_epochs and plan.max_epochs:
+        return plan
+    budget = EpochBudget()
+    if clock.budget_s is not None:
+        pace = tune_search.measure_pace(settings, data.signal_length, data.n_classes)
+        if pace is None:
+            print(f"warning: the cluster did not time the networks within {tune_search.PACE_TIMEOUT_S:.0f} s; "
+                  f"trials sample the default {budget.min_epochs}-{budget.max_epochs} epochs", file=sys.stderr)
+        else:
+            epoch_seconds, seconds = pace * training_rows, search_time(clock)
+            budget = EpochBudget.fitting(seconds, epoch_seconds)
+            print(f"epochs: {budget.min_epochs}-{budget.max_epochs} per trial (an epoch of {training_rows:,} rows "
+                  f"takes about {epoch_seconds:.1f} s per trial with {tune_search.trial_slots(settings)} at once; "
+                  f"the search has about {seconds / 60:.1f} min)", file=sys.stderr)
+    low = plan.min_epochs or min(budget.min_epochs, plan.max_epochs or budget.min_epochs)
+    return replace(plan, min_epochs=low, max_epochs=plan.max_epochs or max(budget.max_epochs, low))
 
 
 def run_search(plan: experiment.Plan, resources: Resources, run_dir: Path, resume: bool = False,
@@ -136,6 +163,8 @@ def _run_stages(plan: experiment.Plan, resources: Resources, run_dir: Path, resu
         check_free_space([run_dir.parent, *([] if "://" in plan.storage else [Path(plan.storage)])])
         data = experiment.load_data(plan, use_cache=use_cache)
         train_rows, val_rows = experiment.split(plan, data)
+        print(f"data: {data.source}: {len(data)} rows x {data.signal_length} samples, {data.n_classes} classes "
+              f"(train {len(train_rows)}, validation {len(val_rows)})", file=sys.stderr)
         from ecgtune.trainables import tune_search
 
         tune_search.start_ray(resources.address)
@@ -143,11 +172,12 @@ def _run_stages(plan: experiment.Plan, resources: Resources, run_dir: Path, resu
         if not resume and tune_search.experiment_exists(settings):
             raise EcgtuneError(f"{settings.experiment_path} already holds an experiment; "
                                "continue it with --resume or pick another --name")
+        if not resume:
+            plan = settle_epochs(plan, settings, clock, data, len(train_rows))
+            settings = search_settings(plan, resources, run_dir)
         experiment.save_plan(run_dir, plan, data, val_rows, resume=resume)
         experiment.calibration(run_dir)
         trust.sign_state(run_dir)
-    print(f"data: {data.source}: {len(data)} rows x {data.signal_length} samples, {data.n_classes} classes "
-          f"(train {len(train_rows)}, validation {len(val_rows)})", file=sys.stderr)
     with clock.stage("search"):
         refit_max_s = REFIT_MAX_SHARE * clock.budget_s if clock.budget_s and plan.refit else None
         settings = replace(settings, time_budget_s=search_time(clock), refit_rows=len(data) if plan.refit else None,

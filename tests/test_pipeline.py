@@ -103,3 +103,30 @@ def test_resuming_a_finished_experiment_says_so_and_starts_nothing(tmp_path, cap
     assert summary is None and bundle == run_dir / "bundle"
     assert f"{run_dir} has finished; nothing to resume" in capsys.readouterr().out
     assert sorted(path.name for path in run_dir.iterdir()) == ["search.json", "timings.json"]
+
+
+def test_the_epoch_range_grows_with_what_the_budget_pays_for():
+    from ecgtune.search_spaces import EpochBudget
+    from ecgtune.search_spaces.shared import MAX_EPOCHS_FROM_TIME
+
+    gpu = EpochBudget.fitting(search_seconds=350.0, epoch_seconds=1.7)  # 64,000 rows on one shared GPU
+    assert gpu == EpochBudget(14, 41), "a fifth of the search for the longest trial, a third of that for the shortest"
+    cpu = EpochBudget.fitting(search_seconds=570.0, epoch_seconds=25.0)  # the same rows on one CPU core
+    assert cpu == EpochBudget(), "never below the default range: 1-3 epochs learn too little"
+    assert EpochBudget.fitting(36_000.0, 0.5).max_epochs == MAX_EPOCHS_FROM_TIME
+
+
+def test_the_users_epochs_are_kept_and_no_budget_means_the_defaults(tmp_path):
+    from ecgtune import experiment
+    from ecgtune.search_spaces import EpochBudget
+
+    plan = experiment.Plan(families=["plain_cnn"], storage=str(tmp_path), data=None, rows=300, val_fraction=0.2,
+                           seed=0, num_samples=2, time_budget_s=None, searcher="optuna", scheduler="asha",
+                           grace_period_s=None, reduction_factor=3, min_epochs=None, max_epochs=None)
+    given = experiment.Plan(**{**plan.__dict__, "min_epochs": 3, "max_epochs": 7})
+    # Neither case needs the pace, so neither needs Ray: settings=None would fail if it were asked
+    assert pipeline.settle_epochs(given, None, pipeline.Clock(600.0), None, 1000) is given
+    settled = pipeline.settle_epochs(plan, None, pipeline.Clock(None), None, 1000)
+    assert (settled.min_epochs, settled.max_epochs) == (EpochBudget().min_epochs, EpochBudget().max_epochs)
+    only_max = experiment.Plan(**{**plan.__dict__, "max_epochs": 2})
+    assert pipeline.settle_epochs(only_max, None, pipeline.Clock(None), None, 1000).min_epochs == 2

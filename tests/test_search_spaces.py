@@ -110,3 +110,22 @@ def test_model_kwargs_assembles_per_layer_entries():
     assert model_kwargs(params, dropout=0.2) == {"widths": (32, 64), "kernel_sizes": (5, 3), "dilation": 2,
                                                  "dropout": 0.2}
     assert dataclasses.is_dataclass(get_family("plain_cnn").config(**model_kwargs(params)))
+
+
+def test_family_points_cover_every_family_round_by_round_and_lie_in_the_space():
+    from ecgtune.search_spaces import family_points
+
+    families = ["plain_cnn", "resnet1d", "cnn_lstm"]
+    points = family_points(families, 2, EpochBudget(2, 6), seed=3)
+    assert [point["family"] for point in points] == families * 2
+    for point in points:
+        trial = optuna.trial.FixedTrial(point)
+        define_search_space(trial, list_models(), EpochBudget(2, 6))
+        assert trial.params == point
+        family = point["family"]
+        compact = default_point(family, EpochBudget(2, 6))
+        assert all(compact[key] == value for key, value in point.items() if key.startswith(f"{family}/")), \
+            "the compact architecture"
+    assert len({point["train/lr"] for point in points}) == len(points), "random shared settings"
+    assert points == family_points(families, 2, EpochBudget(2, 6), seed=3), "seeded"
+    assert points != family_points(families, 2, EpochBudget(2, 6), seed=4)

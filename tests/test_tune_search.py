@@ -232,3 +232,26 @@ def test_the_progress_line_says_what_a_person_wants_to_know(capsys):
     line = capsys.readouterr().out.strip()
     assert line.endswith("trials: 2 finished, 1 running, 1 failed, best validation abs-sum 60 (resnet1d), "
                          "10.0 min left")
+
+
+def test_the_pace_is_measured_as_the_trials_would_train(tmp_path):
+    from ecgtune.trainables.tune_search import measure_pace, trial_slots
+
+    settings = _settings(tmp_path, families=["plain_cnn", "dilated_cnn"])
+    assert trial_slots(settings) == 2, "the module's Ray has 2 CPUs, one per trial"
+    pace = measure_pace(settings, signal_length=205, n_classes=4)
+    assert pace is not None and 1e-6 < pace < 1.0, "seconds per training row of one trial"
+
+
+def test_a_budgeted_plan_gets_its_epoch_range_from_the_pace(tmp_path, beats, capsys):
+    from ecgtune import experiment, pipeline
+
+    data, train_rows, _ = beats
+    plan = experiment.Plan(families=["plain_cnn"], storage=str(tmp_path), data=None, rows=900, val_fraction=0.25,
+                           seed=0, num_samples=2, time_budget_s=600.0, searcher="optuna", scheduler="asha",
+                           grace_period_s=None, reduction_factor=3, min_epochs=None, max_epochs=None)
+    settings = pipeline.search_settings(plan, pipeline.Resources(), tmp_path / "exp")
+    settled = pipeline.settle_epochs(plan, settings, pipeline.Clock(600.0), data, len(train_rows))
+    assert 4 <= settled.min_epochs <= settled.max_epochs <= 200
+    assert settled.max_epochs > 12, "675 rows an epoch pay for far more than the default range in 10 minutes"
+    assert f"epochs: {settled.min_epochs}-{settled.max_epochs} per trial" in capsys.readouterr().err

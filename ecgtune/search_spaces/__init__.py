@@ -65,6 +65,30 @@ def portfolio_points(families_to_search: Sequence[str], budget: EpochBudget = Ep
     return points
 
 
+def family_points(families_to_search: Sequence[str], per_family: int, budget: EpochBudget = EpochBudget(),
+                  seed: int = 0) -> list[dict]:
+    """`per_family` variations of each family's compact starting point: its architecture with random
+    shared settings (learning rate, epochs, loss, augmentation...; Optuna's random sampler, seeded),
+    round by round, so that every family has its second before any has its third. With the
+    starting points they give every family a few cheap trials before TPE concentrates on the best
+    (on the laptop run it gave 23 of 39 trials to one family, and two families only 2)."""
+    import optuna
+
+    by_family = []
+    for index, family in enumerate(families_to_search):  # a study each: a categorical's choices stay fixed
+        study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=seed + index))
+        compact = {key: value for key, value in default_point(family, budget).items() if key.startswith(f"{family}/")}
+        by_family.append([])
+        for _ in range(per_family):
+            trial = study.ask()
+            define_search_space(trial, [family], budget)
+            shared_part = {key: value for key, value in trial.params.items() if not key.startswith(f"{family}/")}
+            point = optuna.trial.FixedTrial({**shared_part, **compact})
+            define_search_space(point, [family], budget)  # keeps only what the space asks for
+            by_family[-1].append(point.params)
+    return [point for round_points in zip(*by_family) for point in round_points]
+
+
 def model_kwargs(family_params: dict, dropout: float | None = None) -> dict:
     """A family's sampled parameters (nested under its name) as `create_model` keyword arguments:
     `widths.0`, `widths.1` become `widths=(..., ...)`; `.len` entries only sized them."""
@@ -81,5 +105,5 @@ def model_kwargs(family_params: dict, dropout: float | None = None) -> dict:
     return kwargs
 
 
-__all__ = ["EpochBudget", "SEARCH_SPACES", "default_point", "define_search_space", "model_kwargs", "portfolio_points",
-           "search_space"]
+__all__ = ["EpochBudget", "SEARCH_SPACES", "default_point", "define_search_space", "family_points", "model_kwargs",
+           "portfolio_points", "search_space"]

@@ -13,6 +13,8 @@ WEIGHT_DECAY = (1e-5, 1e-1)
 BATCH_SIZES = [128, 256, 512]
 DROPOUT = (0.0, 0.5)
 LABEL_SMOOTHING = (0.0, 0.2)
+LONGEST_TRIAL_SHARE = 0.2  # of one parallel slot's search time: room for five full-length trials per slot
+MAX_EPOCHS_FROM_TIME = 200  # Net1 scored the same on held-out beats after 154 and 194 epochs (BENCHMARKS 11f)
 
 
 @dataclass(frozen=True)
@@ -22,6 +24,17 @@ class EpochBudget:
     min_epochs: int = 4
     max_epochs: int = 12
 
+    @classmethod
+    def fitting(cls, search_seconds: float, epoch_seconds: float) -> EpochBudget:
+        """The range for a search of `search_seconds` whose trials take `epoch_seconds` per epoch: the
+        longest trial may take LONGEST_TRIAL_SHARE of the search, the shortest a third of that, but the
+        range never shrinks below the default. On an accelerator the default leaves networks
+        undertrained (BENCHMARKS 11f: 16 % more held-out abs-sum on one GPU); on a CPU with real data
+        a range fitted to the budget (1-3 epochs at 10 minutes) trains networks too short to learn."""
+        default = cls()
+        longest = int(LONGEST_TRIAL_SHARE * search_seconds / epoch_seconds)
+        longest = min(MAX_EPOCHS_FROM_TIME, max(default.max_epochs, longest))
+        return cls(max(default.min_epochs, round(longest / 3)), longest)
 
 def shared(trial, budget: EpochBudget) -> None:
     """Suggests the settings every family shares (names under `train/`, `model/` and `data/`)."""

@@ -332,6 +332,21 @@ def _state_on_cpu(model: nn.Module) -> dict[str, torch.Tensor]:
     return {name: tensor.detach().to("cpu", copy=True) for name, tensor in model.state_dict().items()}
 
 
+def training_pace(family: str, model_config: dict, signal_length: int, n_classes: int, batch_size: int = 256,
+                  batches: int = 3, device: str = "auto") -> float:
+    """Seconds per training row of the family's network at `batch_size` on this process's device and
+    threads: an epoch of `batches` batches of random beats, timed after a warm-up epoch of the same
+    (the first steps pay for allocation and kernel selection)."""
+    rows = batch_size * batches
+    signals = np.random.default_rng(0).standard_normal((rows, signal_length), dtype=np.float32)
+    labels = np.arange(rows) % n_classes
+    fold = Fold(signals, labels, signals[:0], labels[:0], n_classes=n_classes)
+    model = create_model(family, n_classes=n_classes, signal_length=signal_length, **model_config)
+    trainer = Trainer(model, fold, TrainConfig(epochs=2, batch_size=batch_size, device=device))
+    trainer.run_epoch()
+    return 1.0 / trainer.run_epoch()["samples_per_s"]
+
+
 def train_family(
     family: str,
     fold: Fold,

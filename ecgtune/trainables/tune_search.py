@@ -11,6 +11,7 @@ import atexit
 import contextlib
 import json
 import logging
+import math
 import os
 import signal
 import threading
@@ -28,13 +29,15 @@ from ecgtune import trust
 from ecgtune.atomic import write_text_atomically
 from ecgtune.data import HeartbeatData
 from ecgtune.errors import ConfigError, Interrupted
-from ecgtune.search_spaces import EpochBudget, default_point, portfolio_points, search_space
+from ecgtune.search_spaces import EpochBudget, default_point, family_points, portfolio_points, search_space
 from ecgtune.trainables.tune_adapter import METRIC, MODE, run_trial
 
 SEARCHERS = ("optuna", "random")
 SCHEDULERS = ("asha", "fifo")
 MIN_GRACE_S, MAX_GRACE_S, GRACE_SHARE = 3.0, 300.0, 1 / 80  # the first rung: this share of the search's time
+EXPLORED_PER_FAMILY = 2  # random configurations of each family tried after its starting point, before TPE
 FIRST_EPOCH_FRACTION = 0.25  # a search trial first reports after a quarter epoch: ASHA's cheap first rung
+PACE_TIMEOUT_S = 120.0  # to time the networks before the search; an autoscaling cluster may wait longer
 PROGRESS_EVERY_S = 30.0  # a progress line every half minute: often enough to follow, rare enough to read
 
 
@@ -86,8 +89,9 @@ class SearchSettings:
 
 def make_searcher(settings: SearchSettings):
     """Ray's OptunaSearch over the define-by-run space: multivariate TPE with constant liar for
-    parallel trials, every family's compact starting point and then the shipped portfolio of
-    configurations that won on real ECG tried first; or Optuna's random sampler."""
+    parallel trials, trying first every family's compact starting point, the shipped portfolio of
+    configurations that won on real ECG, and a few random configurations of every family; or
+    Optuna's random sampler."""
     import optuna
     from ray.tune.search.optuna import OptunaSearch
 
@@ -100,6 +104,7 @@ def make_searcher(settings: SearchSettings):
         sampler = optuna.samplers.TPESampler(multivariate=True, group=True, constant_liar=True, seed=settings.seed)
     first = [default_point(family, settings.budget) for family in settings.families]
     first += portfolio_points(settings.families, settings.budget)
+    first += family_points(settings.families, EXPLORED_PER_FAMILY, settings.budget, settings.seed)
     return OptunaSearch(space, metric=METRIC, mode=MODE, sampler=sampler, points_to_evaluate=first)
 
 
@@ -229,6 +234,10 @@ def build_tuner(settings: SearchSettings, data: HeartbeatData, train_rows: np.nd
         metric=METRIC, mode=MODE, search_alg=make_searcher(settings), scheduler=make_scheduler(settings),
         num_samples=settings.num_samples, max_concurrent_trials=settings.max_concurrent,
         time_budget_s=settings.time_budget_s, trial_name_creator=_trial_name, trial_dirname_creator=_trial_name,
+        # On one machine a trial's worker process outlives it, sparing each new trial a process start and
+        # its imports (a quarter of a laptop search's time went to them); on a cluster a fresh process
+        # lets Ray place every trial on any node.
+        reuse_actors=cluster_nodes() == 1,
     )
     stop = None
     if settings.refit_rows and settings.time_budget_s:
@@ -269,6 +278,8 @@ def start_ray(address: str | None = None) -> None:
         logging.getLogger(name).setLevel(logging.WARNING)  # their INFO lines are nothing a user can act on
     # Ray announces on every start that token authentication, its default for local clusters, is on
     logging.getLogger("ray._private.authentication.authentication_token_setup").setLevel(logging.ERROR)
+    # and warns of every trial stopped before its first report, which the leaderboard counts already
+    logging.getLogger("ray.tune.analysis.experiment_analysis").setLevel(logging.ERROR)
     if ray.is_initialized():
         return
     try:
@@ -343,8 +354,48 @@ def trial_slots(settings: SearchSettings) -> int:
     """How many trials run at once with these settings on the Ray cluster."""
     import ray
 
-    fits = int(ray.cluster_resources().get("CPU", 1.0) // settings.cpus_per_trial)
+    cluster = ray.cluster_resources()
+    fits = math.floor(cluster.get("CPU", 1.0) / settings.cpus_per_trial + 1e-9)
+    if settings.gpus_per_trial > 0:
+        fits = min(fits, math.floor(cluster.get("GPU", 0.0) / settings.gpus_per_trial + 1e-9))
     return max(1, min(fits, settings.max_concurrent or fits))
+
+
+def measure_pace(settings: SearchSettings, signal_length: int, n_classes: int) -> float | None:
+    """Seconds per training row of one trial while the search's parallel trials train side by side:
+    one Ray task per parallel slot, each with a trial's resources, all at once (trials that share a
+    GPU or a machine slow each other down), each timing every family's compact starting point; the
+    median over the families. None when the cluster has not run them within PACE_TIMEOUT_S (an
+    autoscaling cluster still waiting for its nodes)."""
+    import ray
+
+    task = ray.remote(_time_families).options(num_cpus=settings.cpus_per_trial, num_gpus=settings.gpus_per_trial)
+    pending = [task.remote(list(settings.families), signal_length, n_classes, settings.threads_per_trial)
+               for _ in range(trial_slots(settings))]
+    try:
+        paces = np.array(ray.get(pending, timeout=PACE_TIMEOUT_S))
+    except ray.exceptions.GetTimeoutError:
+        for reference in pending:
+            ray.cancel(reference, force=True)
+        return None
+    return float(np.median(paces.mean(axis=0)))
+
+
+def _time_families(families: list[str], signal_length: int, n_classes: int, threads: int) -> list[float]:
+    import torch
+
+    from ecgtune.search_spaces.families import COMPACT
+    from ecgtune.trainables.trainer import training_pace
+
+    torch.set_num_threads(threads)
+    return [training_pace(family, COMPACT[family], signal_length, n_classes) for family in families]
+
+
+def cluster_nodes() -> int:
+    """Live nodes in the Ray cluster."""
+    import ray
+
+    return sum(1 for node in ray.nodes() if node["Alive"])
 
 
 def cluster_gpus() -> float:
