@@ -53,9 +53,16 @@ class Bundle:
         rule = self.manifest["decision_rule"]
         return DecisionRule(np.asarray(rule["thresholds"], dtype=np.float64), rule["fallback"])
 
-    def predict_proba(self, signals: np.ndarray, batch_size: int = PREDICT_BATCH_SIZE) -> np.ndarray:
-        """Ensemble probabilities, (rows, classes); a graph that fails or gives anything but
-        probabilities of that shape raises `DataError`."""
+    def predict(self, signals) -> np.ndarray:
+        """The values to submit, (rows, classes): the learned decision rule on the probabilities, as
+        `python -m ecgtune predict` writes them. `signals`: as for `predict_proba`."""
+        return self.decide(self.predict_proba(signals))
+
+    def predict_proba(self, signals, batch_size: int = PREDICT_BATCH_SIZE) -> np.ndarray:
+        """Ensemble probabilities, (rows, classes), of `signals`: a (rows, samples) array, or a pandas
+        DataFrame in the competition format (checked as a file is). Beats of the wrong length or with
+        NaN, and a graph that fails or gives anything but probabilities of that shape, raise `DataError`."""
+        signals = self._checked(signals)
         expected_shape = (len(signals), self.manifest["n_classes"])
         if len(signals) == 0:
             return np.zeros(expected_shape, np.float32)
@@ -75,6 +82,22 @@ class Bundle:
     def decide(self, probs: np.ndarray) -> np.ndarray:
         """Values to submit: the learned decision rule applied to the probabilities."""
         return self.rule.decide(probs)
+
+    def _checked(self, signals) -> np.ndarray:
+        """Beats as a float32 array of the bundle's signal length (a DataFrame goes through the file parser)."""
+        length = self.manifest["signal_length"]
+        if hasattr(signals, "columns"):  # a DataFrame; pandas itself is not imported for a file's predictions
+            from ecgtune.data.files import read_frame
+
+            return read_frame(signals, signal_length=length).signals
+        signals = np.asarray(signals, dtype=np.float32)
+        if signals.ndim != 2 or signals.shape[1] != length:
+            raise DataError(f"signals of shape {signals.shape}: {signals.shape[-1] if signals.ndim else 0} samples per "
+                            f"beat; the bundle expects {length} (rows, {length})")
+        if not np.isfinite(signals).all():
+            row = int(np.argmax(~np.isfinite(signals).all(axis=1)))
+            raise DataError(f"signals row {row}: NaN or infinite samples")
+        return signals
 
 
 def open_session(model: str | bytes):

@@ -11,11 +11,13 @@ import time
 import warnings
 from pathlib import Path
 
-from ecgtune.errors import DataWarning, EcgtuneError, Interrupted
+from ecgtune.errors import ConfigError, DataWarning, EcgtuneError, Interrupted
+from ecgtune.storage import is_remote
 
 DEFAULT_ROWS = 10_000
 DEFAULT_TIME_BUDGET_MINUTES = 8.0
 SMOKE_ROWS, SMOKE_SAMPLES = 3000, 6
+SMOKE_EPOCHS = (4, 6)  # enough steps on the smoke run's rows to learn more than the class prior
 
 
 def build_parser(command: str | None = None) -> argparse.ArgumentParser:
@@ -29,6 +31,7 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
                     "print a leaderboard and write runs/NAME/leaderboard.csv.")
     if command in (None, "search"):
         add_search_arguments(search)
+    search.set_defaults(handler=run_search)
 
     make_data = commands.add_parser(
         "make-data", help="write synthetic beats in the competition format",
@@ -40,6 +43,7 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     make_data.add_argument("--test-n", type=_positive_int, default=20_000, help="test rows (default 20000)")
     make_data.add_argument("--signal-length", type=_positive_int, default=205, help="samples per beat (default 205)")
     make_data.add_argument("--seed", type=_seed, default=0, help="random seed (default 0)")
+    make_data.set_defaults(handler=run_make_data)
 
     ensemble = commands.add_parser(
         "ensemble", help="build the best ensemble of an experiment's checkpoints",
@@ -51,12 +55,14 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     if command in (None, "ensemble"):
         add_resource_arguments(ensemble.add_argument_group("where the refit or the fold retraining runs"))
     ensemble.add_argument("--seed", type=_seed, default=0, help="random seed of the selection (default 0)")
+    ensemble.set_defaults(handler=run_ensemble)
 
     report = commands.add_parser(
         "report", help="write an experiment's report.html",
         description="Write RUNS_DIR/NAME/report.html: leaderboard, search progress, parameter importances, "
                     "the ensemble and its decision rule (search and ensemble write it too).")
     report.add_argument("--experiment", type=Path, required=True, help="the experiment folder, e.g. runs/NAME")
+    report.set_defaults(handler=run_report)
 
     predict = commands.add_parser(
         "predict", help="write a submission file with an exported bundle",
@@ -68,6 +74,7 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     predict.add_argument("--output", choices=("decision", "proba"), default="decision",
                          help="decision: the learned decision rule's values (default); proba: probabilities")
     predict.add_argument("--no-cache", action="store_true", help="neither read nor write the parse cache")
+    predict.set_defaults(handler=run_predict)
 
     inspect = commands.add_parser(
         "inspect", help="validate a data file and summarise it",
@@ -75,6 +82,7 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     inspect.add_argument("path", type=Path, help="CSV, CSV.gz or Parquet file")
     inspect.add_argument("--train", type=Path, help="training file the inspected (test) file must match")
     inspect.add_argument("--no-cache", action="store_true", help="neither read nor write the parse cache")
+    inspect.set_defaults(handler=run_inspect)
     return parser
 
 
@@ -248,17 +256,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser(next((word for word in argv if not word.startswith("-")), None)).parse_args(argv)
     warnings.showwarning = _show_warning
     try:
-        if args.command == "search":
-            return run_search(args)
-        if args.command == "make-data":
-            return run_make_data(args)
-        if args.command == "ensemble":
-            return run_ensemble(args)
-        if args.command == "predict":
-            return run_predict(args)
-        if args.command == "report":
-            return run_report(args)
-        return run_inspect(args)
+        return args.handler(args)
     except Interrupted as error:
         print(error, file=sys.stderr)
         return 130
@@ -293,30 +291,78 @@ def parse_families(arch: str) -> list[str]:
 
 def run_search(args: argparse.Namespace) -> int:
     """Runs (or resumes) the whole pipeline: search, leaderboard, ensemble, export and report."""
-    from ecgtune import experiment, pipeline
+    from ecgtune import pipeline
 
-    clock = pipeline.Clock(None)
+    plan, run_dir = search_plan(args)
+    pipeline.run_search(plan, resources(args), run_dir, resume=args.resume, use_cache=not args.no_cache,
+                        clock=pipeline.Clock(plan.time_budget_s), trust_state=args.trust_state)
+    return 0
+
+
+def search_plan(args: argparse.Namespace):
+    """The experiment's plan (the saved one for --resume) and its folder, from `search`'s flags."""
+    from ecgtune import experiment
+
     run_dir = args.runs_dir / (args.name or time.strftime("%Y%m%d-%H%M%S"))
     if args.trust_state and not args.resume:
         raise EcgtuneError("--trust-state vouches for an experiment to resume: use it with --resume --name NAME")
     if args.resume:
         if not args.name:
             raise EcgtuneError("--resume needs the --name of the experiment to continue")
-        plan = experiment.load_plan(run_dir)
-    else:
-        plan = experiment.plan_from_arguments(args, parse_families(args.arch), run_dir, args.smoke,
-                                              DEFAULT_ROWS, SMOKE_ROWS, SMOKE_SAMPLES)
-    clock.budget_s = plan.time_budget_s
-    pipeline.run_search(plan, _resources(args), run_dir, resume=args.resume, use_cache=not args.no_cache, clock=clock,
-                        trust_state=args.trust_state)
-    return 0
+        return experiment.load_plan(run_dir), run_dir
+    if args.min_epochs and args.max_epochs and args.min_epochs > args.max_epochs:
+        raise EcgtuneError(f"--min-epochs {args.min_epochs} exceeds --max-epochs {args.max_epochs}")
+    if args.reduction_factor < 2:
+        raise EcgtuneError(f"--reduction-factor must be at least 2, got {args.reduction_factor}")
+    storage = args.storage or str(run_dir.parent)
+    smoke = args.smoke
+    plan = experiment.Plan(
+        families=parse_families(args.arch),
+        storage=storage if is_remote(storage) else str(Path(storage).resolve()),
+        data=str(Path(args.data).resolve()) if args.data else None,
+        rows=args.rows or (SMOKE_ROWS if smoke else DEFAULT_ROWS),
+        val_fraction=args.val_fraction,
+        seed=args.seed,
+        num_samples=min(args.num_samples, SMOKE_SAMPLES) if smoke else args.num_samples,
+        time_budget_s=args.time_budget * 60 if args.time_budget and args.time_budget > 0 else None,  # 0: no limit
+        searcher=args.searcher,
+        scheduler=args.scheduler,
+        grace_period_s=args.grace_period,
+        reduction_factor=args.reduction_factor,
+        min_epochs=SMOKE_EPOCHS[0] if smoke else args.min_epochs,
+        max_epochs=SMOKE_EPOCHS[1] if smoke else args.max_epochs,
+        folds=args.folds,
+        fold_members=args.fold_members,
+        fold_epochs=args.fold_epochs,
+        predict_budget=args.predict_budget or None,  # 0: no limit
+        refit=not args.no_refit,
+    )
+    return plan, run_dir
 
 
-def _resources(args: argparse.Namespace):
+def resources(args: argparse.Namespace):
+    """Where the trials run, from the resource flags."""
     from ecgtune.pipeline import Resources
 
     return Resources(address=args.address, cpus_per_trial=args.cpus_per_trial, gpus_per_trial=args.gpus_per_trial,
                      max_concurrent=args.max_concurrent, max_failures=args.max_failures)
+
+
+class _RaisingParser(argparse.ArgumentParser):
+    def error(self, message):
+        raise ConfigError(message)
+
+
+def parse_search_arguments(argv: list[str]) -> argparse.Namespace:
+    """`search`'s flags for the Python API: a bad one raises ConfigError instead of exiting."""
+    parser = _RaisingParser(prog="ecgtune.search")
+    add_search_arguments(parser)
+    return parser.parse_args(argv)
+
+
+def search_option_names() -> set[str]:
+    """The names of `search`'s options, as keywords (`--num-samples` is `num_samples`)."""
+    return set(vars(parse_search_arguments([])))
 
 
 def run_ensemble(args: argparse.Namespace) -> int:
@@ -337,7 +383,7 @@ def run_ensemble(args: argparse.Namespace) -> int:
         from ecgtune.trainables import tune_search
 
         tune_search.start_ray(args.address)
-        settings = pipeline.search_settings(plan, _resources(args), args.experiment)
+        settings = pipeline.search_settings(plan, resources(args), args.experiment)
     summary, bundle = experiment.ensemble_experiment(args.experiment, options, settings)
     print(format_ensemble(summary))
     print(f"ensemble: {args.experiment / experiment.ENSEMBLE_FILE}; bundle: {bundle}")

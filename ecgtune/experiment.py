@@ -22,10 +22,10 @@ from ecgtune.atomic import atomic_path, write_text_atomically
 from ecgtune.checkpoint import read_checkpoint
 from ecgtune.data import HeartbeatData, holdout_split, load_dataset, make_synthetic
 from ecgtune.errors import ConfigError, DataError, EcgtuneError
+from ecgtune.storage import is_remote
 
 PLAN_FILE, VALIDATION_FILE, ENSEMBLE_FILE, BUNDLE_DIR = "search.json", "validation.npz", "ensemble.json", "bundle"
 ENSEMBLE_PROBS_FILE, LEADERBOARD_FILE = "ensemble_probs.npz", "leaderboard.csv"
-SMOKE_EPOCHS = (4, 6)  # enough steps on the smoke run's rows to learn more than the class prior
 COST_ROWS = 10_000  # a prediction budget is in seconds per this many beats
 COST_UNIT = ("seconds to predict 10,000 beats in ONNX Runtime, from the networks' multiply-accumulates and the "
              "experiment's calibration of this machine")
@@ -71,40 +71,6 @@ class EnsembleOptions:
     fold_epochs: int | None = None
     predict_budget: float | None = None
     refit: bool = True
-
-
-def plan_from_arguments(args, families: list[str], run_dir: Path, smoke: bool, default_rows: int,
-                        smoke_rows: int, smoke_samples: int) -> Plan:
-    """The plan the command line asks for; `--smoke` shrinks data, trials and epochs."""
-    if args.min_epochs and args.max_epochs and args.min_epochs > args.max_epochs:
-        raise EcgtuneError(f"--min-epochs {args.min_epochs} exceeds --max-epochs {args.max_epochs}")
-    if args.reduction_factor < 2:
-        raise EcgtuneError(f"--reduction-factor must be at least 2, got {args.reduction_factor}")
-    budget_minutes = args.time_budget if args.time_budget and args.time_budget > 0 else None
-    storage = args.storage or str(run_dir.parent)
-    if "://" not in storage:
-        storage = str(Path(storage).resolve())
-    return Plan(
-        families=families,
-        storage=storage,
-        data=str(Path(args.data).resolve()) if args.data else None,
-        rows=args.rows or (smoke_rows if smoke else default_rows),
-        val_fraction=args.val_fraction,
-        seed=args.seed,
-        num_samples=min(args.num_samples, smoke_samples) if smoke else args.num_samples,
-        time_budget_s=budget_minutes * 60 if budget_minutes else None,
-        searcher=args.searcher,
-        scheduler=args.scheduler,
-        grace_period_s=args.grace_period,
-        reduction_factor=args.reduction_factor,
-        min_epochs=SMOKE_EPOCHS[0] if smoke else args.min_epochs,
-        max_epochs=SMOKE_EPOCHS[1] if smoke else args.max_epochs,
-        folds=args.folds,
-        fold_members=args.fold_members,
-        fold_epochs=args.fold_epochs,
-        predict_budget=args.predict_budget or None,
-        refit=not args.no_refit,
-    )
 
 
 def _read_plan_file(run_dir: Path) -> dict:
@@ -216,7 +182,7 @@ def ensemble_experiment(run_dir: Path, options: EnsembleOptions, settings=None,
     from ecgtune.export import export_bundle
 
     plan = load_plan(run_dir)
-    if "://" in plan.storage:
+    if is_remote(plan.storage):
         raise EcgtuneError(f"the trials of {run_dir} are in {plan.storage}; copy them into a local folder and "
                            "point search.json's storage at it")
     if (options.folds > 1 or options.refit) and settings is None:

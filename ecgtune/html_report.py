@@ -25,6 +25,7 @@ from ecgtune.atomic import write_text_atomically
 from ecgtune.errors import EcgtuneError
 from ecgtune.experiment import ENSEMBLE_FILE, ENSEMBLE_PROBS_FILE, LEADERBOARD_FILE, Plan, load_plan, saved_fingerprint
 from ecgtune.report import LEADERBOARD_COLUMNS, format_prediction_cost, leaderboard_tables, member_columns, member_rows
+from ecgtune.storage import is_remote
 
 REPORT_FILE = "report.html"
 MIN_TRIALS_FOR_IMPORTANCE = 4
@@ -66,7 +67,7 @@ def write_report(run_dir: Path) -> Path:
 
     matplotlib.use("Agg")
     plan = load_plan(run_dir)
-    histories = read_histories(Path(plan.storage) / run_dir.name) if "://" not in plan.storage else {}
+    histories = read_histories(Path(plan.storage) / run_dir.name) if not is_remote(plan.storage) else {}
     summary_path = run_dir / ENSEMBLE_FILE
     summary = _read(summary_path, lambda path: json.loads(path.read_text())) if summary_path.exists() else None
     sections = [_timings(run_dir), _leaderboard(run_dir), _progress(histories), _importances(histories, plan)]

@@ -22,6 +22,7 @@ from pathlib import Path
 from ecgtune import experiment, trust
 from ecgtune.atomic import write_text_atomically
 from ecgtune.errors import EcgtuneError, Interrupted
+from ecgtune.storage import is_remote
 
 TIMINGS_FILE = "timings.json"
 REFIT_MAX_SHARE = 0.3                 # of the budget, at most, for retraining the ensemble on every row
@@ -160,7 +161,7 @@ def _run_stages(plan: experiment.Plan, resources: Resources, run_dir: Path, resu
             if trust_state:
                 trust.sign_state(folder)
             trust.verify_state(folder)
-        check_free_space([run_dir.parent, *([] if "://" in plan.storage else [Path(plan.storage)])])
+        check_free_space([run_dir.parent, *([] if is_remote(plan.storage) else [Path(plan.storage)])])
         data = experiment.load_data(plan, use_cache=use_cache)
         train_rows, val_rows = experiment.split(plan, data)
         print(f"data: {data.source}: {len(data)} rows x {data.signal_length} samples, {data.n_classes} classes "
@@ -200,7 +201,7 @@ def _run_stages(plan: experiment.Plan, resources: Resources, run_dir: Path, resu
     print(f"\nleaderboard: {run_dir / experiment.LEADERBOARD_FILE}; trials and checkpoints: "
           f"{settings.experiment_path}")
     summary = bundle = None
-    if "://" not in settings.storage:
+    if not is_remote(settings.storage):
         options = experiment.EnsembleOptions(seed=plan.seed, folds=plan.folds, fold_members=plan.fold_members,
                                              fold_epochs=plan.fold_epochs, predict_budget=plan.predict_budget,
                                              refit=plan.refit)

@@ -19,6 +19,7 @@ from pathlib import Path
 
 from ecgtune.atomic import write_text_atomically
 from ecgtune.errors import EcgtuneError
+from ecgtune.storage import is_remote
 
 SIGNATURE_FILE = "state.sig"
 SIGNED_PATTERNS = ("search.json", "*.pkl", "*/*.pkl", "experiment_state-*.json", "search_gen_state-*.json",
@@ -76,7 +77,7 @@ def _listing_mac(key: bytes, files: dict[str, str]) -> str:
 
 def _local_folder(location: str | Path) -> Path | None:
     """The experiment folder, or None where there is none here: remote storage (s3://...) or no folder."""
-    if "://" in str(location) or not Path(location).is_dir():  # before Path(), which folds "//"
+    if is_remote(location) or not Path(location).is_dir():
         return None
     return Path(location)
 

@@ -39,6 +39,7 @@ FAST_PATH_PART_BYTES = 1 << 23
 MAX_CLASSES = 1000
 HEAD_BYTES = 1 << 20
 MESSAGE_VALUE_CHARS = 80
+FRAME_SOURCE = "DataFrame"  # what messages name for rows that came from a DataFrame, not a file
 
 
 @dataclass(frozen=True)
@@ -105,9 +106,27 @@ def load_dataset(
         arrays, notes = _load_through_cache(path, stat)
     else:
         arrays, notes = _parse(path, _read_bytes(path, stat.st_size))
+    return _heartbeats(str(path), arrays, notes, signal_length, n_classes, require_labels)
+
+
+def read_frame(frame, *, signal_length: int | None = None, n_classes: int | None = None,
+               require_labels: bool = False) -> HeartbeatData:
+    """Validates a pandas DataFrame with a file's columns (id, heartbeat_signals[, label]) as
+    `load_dataset` validates the file: its rows go through the same parser, and errors name the row."""
+    try:
+        table = pa.Table.from_pandas(frame, preserve_index=False)
+    except (pa.ArrowException, TypeError, ValueError) as error:
+        raise DataError(f"{FRAME_SOURCE}: not convertible to a table ({_short(error)})") from None
+    content = pa.BufferOutputStream()
+    pq.write_table(table, content)
+    arrays, notes = _parse(Path(FRAME_SOURCE), content.getvalue())
+    return _heartbeats(FRAME_SOURCE, arrays, notes, signal_length, n_classes, require_labels)
+
+
+def _heartbeats(source: str, arrays: dict, notes: list[str], signal_length, n_classes, require_labels) -> HeartbeatData:
     for note in notes:
-        warnings.warn(DataWarning(f"{path}: {note}"), stacklevel=2)
-    data = HeartbeatData(arrays["ids"], arrays["signals"], arrays["labels"], str(path))
+        warnings.warn(DataWarning(f"{source}: {note}"), stacklevel=3)
+    data = HeartbeatData(arrays["ids"], arrays["signals"], arrays["labels"], source)
     _check_expectations(data, signal_length, n_classes, require_labels)
     return data
 

@@ -32,8 +32,6 @@ from ecgtune.errors import ConfigError, Interrupted
 from ecgtune.search_spaces import EpochBudget, default_point, family_points, portfolio_points, search_space
 from ecgtune.trainables.tune_adapter import METRIC, MODE, run_trial
 
-SEARCHERS = ("optuna", "random")
-SCHEDULERS = ("asha", "fifo")
 MIN_GRACE_S, MAX_GRACE_S, GRACE_SHARE = 3.0, 300.0, 1 / 80  # the first rung: this share of the search's time
 EXPLORED_PER_FAMILY = 2  # random configurations of each family tried after its starting point, before TPE
 FIRST_EPOCH_FRACTION = 0.25  # a search trial first reports after a quarter epoch: ASHA's cheap first rung
@@ -88,39 +86,64 @@ class SearchSettings:
 
 
 def make_searcher(settings: SearchSettings):
+    """The searcher named by `settings.searcher` (see SEARCHERS)."""
+    return SEARCHERS[settings.searcher](settings)
+
+
+def make_scheduler(settings: SearchSettings):
+    """The scheduler named by `settings.scheduler` (see SCHEDULERS)."""
+    return SCHEDULERS[settings.scheduler](settings)
+
+
+def _optuna_tpe(settings: SearchSettings):
     """Ray's OptunaSearch over the define-by-run space: multivariate TPE with constant liar for
     parallel trials, trying first every family's compact starting point, the shipped portfolio of
-    configurations that won on real ECG, and a few random configurations of every family; or
-    Optuna's random sampler."""
+    configurations that won on real ECG, and a few variations of every family's starting point."""
     import optuna
     from ray.tune.search.optuna import OptunaSearch
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # not "a new study created in memory"
-    space = search_space(settings.families, settings.budget)
-    if settings.searcher == "random":
-        return OptunaSearch(space, metric=METRIC, mode=MODE, sampler=optuna.samplers.RandomSampler(seed=settings.seed))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         sampler = optuna.samplers.TPESampler(multivariate=True, group=True, constant_liar=True, seed=settings.seed)
     first = [default_point(family, settings.budget) for family in settings.families]
     first += portfolio_points(settings.families, settings.budget)
     first += family_points(settings.families, EXPLORED_PER_FAMILY, settings.budget, settings.seed)
-    return OptunaSearch(space, metric=METRIC, mode=MODE, sampler=sampler, points_to_evaluate=first)
+    return OptunaSearch(search_space(settings.families, settings.budget), metric=METRIC, mode=MODE, sampler=sampler,
+                        points_to_evaluate=first)
 
 
-def make_scheduler(settings: SearchSettings):
-    """ASHA early stopping, or FIFO (every trial runs its whole budget).
+def _optuna_random(settings: SearchSettings):
+    """Optuna's random sampler over the same space: the family too is drawn uniformly."""
+    import optuna
+    from ray.tune.search.optuna import OptunaSearch
 
-    ASHA compares trials at equal training time, not at equal epochs: an epoch of a large network
-    costs several of a small one, and time is what the budget is spent in. So a slow family is judged
-    by what it reaches in the time a fast one needs, and the first rung (a few seconds) is cheap."""
-    from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    return OptunaSearch(search_space(settings.families, settings.budget), metric=METRIC, mode=MODE,
+                        sampler=optuna.samplers.RandomSampler(seed=settings.seed))
 
-    if settings.scheduler == "fifo":
-        return FIFOScheduler()
+
+def _asha(settings: SearchSettings):
+    """ASHA early stopping. It compares trials at equal training time, not at equal epochs: an epoch
+    of a large network costs several of a small one, and time is what the budget is spent in. So a
+    slow family is judged by what it reaches in the time a fast one needs, and the first rung (a few
+    seconds) is cheap."""
+    from ray.tune.schedulers import ASHAScheduler
+
     longest = max(settings.time_budget_s or 0.0, settings.grace_seconds * settings.reduction_factor ** 4)
     return ASHAScheduler(time_attr="time_total_s", max_t=longest, grace_period=settings.grace_seconds,
                          reduction_factor=settings.reduction_factor)
+
+
+def _fifo(settings: SearchSettings):
+    """No early stopping: every trial runs its whole epoch budget."""
+    from ray.tune.schedulers import FIFOScheduler
+
+    return FIFOScheduler()
+
+
+SEARCHERS: dict[str, Callable[[SearchSettings], object]] = {"optuna": _optuna_tpe, "random": _optuna_random}
+SCHEDULERS: dict[str, Callable[[SearchSettings], object]] = {"asha": _asha, "fifo": _fifo}
 
 
 def make_trainable(settings: SearchSettings, data: HeartbeatData, train_rows: np.ndarray, val_rows: np.ndarray,
