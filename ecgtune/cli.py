@@ -314,8 +314,7 @@ def search_plan(args: argparse.Namespace):
         raise EcgtuneError(f"--min-epochs {args.min_epochs} exceeds --max-epochs {args.max_epochs}")
     if args.reduction_factor < 2:
         raise EcgtuneError(f"--reduction-factor must be at least 2, got {args.reduction_factor}")
-    storage = args.storage or str(run_dir.parent)
-    smoke = args.smoke
+    storage, smoke = args.storage or str(run_dir.parent), args.smoke
     plan = experiment.Plan(
         families=parse_families(args.arch),
         storage=storage if is_remote(storage) else str(Path(storage).resolve()),

@@ -26,6 +26,7 @@ from ecgtune.storage import is_remote
 
 PLAN_FILE, VALIDATION_FILE, ENSEMBLE_FILE, BUNDLE_DIR = "search.json", "validation.npz", "ensemble.json", "bundle"
 ENSEMBLE_PROBS_FILE, LEADERBOARD_FILE = "ensemble_probs.npz", "leaderboard.csv"
+OPTUNA_JOURNAL = "optuna.journal"  # the search's Optuna study: `optuna-dashboard runs/NAME/optuna.journal`
 COST_ROWS = 10_000  # a prediction budget is in seconds per this many beats
 COST_UNIT = ("seconds to predict 10,000 beats in ONNX Runtime, from the networks' multiply-accumulates and the "
              "experiment's calibration of this machine")

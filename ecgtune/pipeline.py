@@ -83,10 +83,11 @@ def search_settings(plan: experiment.Plan, resources: Resources, run_dir: Path, 
         families=plan.families, name=run_dir.name, storage=plan.storage, num_samples=plan.num_samples,
         time_budget_s=time_budget_s, searcher=plan.searcher, scheduler=plan.scheduler,
         grace_period_s=plan.grace_period_s, reduction_factor=plan.reduction_factor,
+        # a new plan's range is settled only once Ray can time the trials (`settle_epochs`)
         budget=EpochBudget(plan.min_epochs, plan.max_epochs) if plan.min_epochs and plan.max_epochs else EpochBudget(),
         cpus_per_trial=resources.cpus_per_trial,
         gpus_per_trial=gpus, max_concurrent=resources.max_concurrent, max_failures=resources.max_failures,
-        seed=plan.seed,
+        seed=plan.seed, journal=str(run_dir.resolve() / experiment.OPTUNA_JOURNAL),
     )
 
 
@@ -125,8 +126,11 @@ def settle_epochs(plan: experiment.Plan, settings, clock: Clock, data, training_
             print(f"epochs: {budget.min_epochs}-{budget.max_epochs} per trial (an epoch of {training_rows:,} rows "
                   f"takes about {epoch_seconds:.1f} s per trial with {tune_search.trial_slots(settings)} at once; "
                   f"the search has about {seconds / 60:.1f} min)", file=sys.stderr)
-    low = plan.min_epochs or min(budget.min_epochs, plan.max_epochs or budget.min_epochs)
-    return replace(plan, min_epochs=low, max_epochs=plan.max_epochs or max(budget.max_epochs, low))
+    if plan.min_epochs:  # the user's shortest, and at least that for the longest
+        return replace(plan, max_epochs=max(budget.max_epochs, plan.min_epochs))
+    if plan.max_epochs:
+        return replace(plan, min_epochs=min(budget.min_epochs, plan.max_epochs))
+    return replace(plan, min_epochs=budget.min_epochs, max_epochs=budget.max_epochs)
 
 
 def run_search(plan: experiment.Plan, resources: Resources, run_dir: Path, resume: bool = False,
@@ -176,6 +180,8 @@ def _run_stages(plan: experiment.Plan, resources: Resources, run_dir: Path, resu
         if not resume:
             plan = settle_epochs(plan, settings, clock, data, len(train_rows))
             settings = search_settings(plan, resources, run_dir)
+            # a journal without Ray's state is a start that died before its first save: begin the study anew
+            Path(settings.journal).unlink(missing_ok=True)
         experiment.save_plan(run_dir, plan, data, val_rows, resume=resume)
         experiment.calibration(run_dir)
         trust.sign_state(run_dir)

@@ -45,6 +45,7 @@ def test_smoke_search_over_all_families(tmp_path):
     assert summary["cost"] == pytest.approx(sum(member["cost"] for member in summary["members"]))
     assert summary["cost"] > 0
     _check_refit_and_timings(tmp_path / "smoke", summary)
+    _check_journal(tmp_path / "smoke", rows)
     rebuilt = _ecgtune("ensemble", "--experiment", tmp_path / "smoke")
     assert rebuilt.returncode == 0 and "Decision rule" in rebuilt.stdout and "Prediction time of all networks: " in rebuilt.stdout
     assert json.loads((tmp_path / "smoke" / "ensemble.json").read_text()) == summary, "the same bundle, refits reused"
@@ -53,6 +54,19 @@ def test_smoke_search_over_all_families(tmp_path):
     again = _search(tmp_path, "--smoke", "--name", "smoke")
     assert again.returncode == 2 and "already holds an experiment" in again.stderr
     _check_cross_fitted_members(tmp_path / "smoke", summary)
+
+
+def _check_journal(run_dir, rows):
+    """The search's Optuna study is on disk, with a finished trial for every ranked one."""
+    import optuna
+    from optuna.storages import JournalStorage
+    from optuna.storages.journal import JournalFileBackend
+
+    study = optuna.load_study(study_name=run_dir.name,
+                              storage=JournalStorage(JournalFileBackend(str(run_dir / "optuna.journal"))))
+    completed = study.get_trials(states=(optuna.trial.TrialState.COMPLETE,))
+    assert len(completed) >= len(rows) and {trial.params["family"] for trial in completed} >= {
+        row["family"] for row in rows}
 
 
 def _check_refit_and_timings(run_dir, summary):

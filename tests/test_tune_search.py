@@ -183,7 +183,16 @@ def test_a_search_killed_with_sigkill_resumes_and_keeps_what_finished(tmp_path):
     searcher = OptunaSearch()
     searcher.restore_from_dir(str(experiment))
     assert isinstance(searcher._ot_study.sampler, optuna.samplers.TPESampler)
-    assert len(searcher._ot_study.trials) == KILLED_TRIALS
+    # That study lives in the experiment's journal, where optuna-dashboard can read it: every trial
+    # finished, and one the killed run started after its searcher's last saved state marked failed.
+    from optuna.storages import JournalStorage
+    from optuna.storages.journal import JournalFileBackend
+
+    journal = JournalStorage(JournalFileBackend(str(experiment / "optuna.journal")))
+    study = optuna.load_study(study_name="killed", storage=journal)
+    assert len(study.get_trials(states=(optuna.trial.TrialState.COMPLETE,))) == KILLED_TRIALS
+    assert not study.get_trials(states=(optuna.trial.TrialState.RUNNING,))
+    assert len(searcher._ot_study.trials) == len(study.trials)
 
 
 def test_ctrl_c_keeps_the_state_exports_nothing_and_names_the_resume_command(tmp_path):

@@ -33,7 +33,7 @@ from ecgtune.search_spaces import EpochBudget, default_point, family_points, por
 from ecgtune.trainables.tune_adapter import METRIC, MODE, run_trial
 
 MIN_GRACE_S, MAX_GRACE_S, GRACE_SHARE = 3.0, 300.0, 1 / 80  # the first rung: this share of the search's time
-EXPLORED_PER_FAMILY = 2  # random configurations of each family tried after its starting point, before TPE
+EXPLORED_PER_FAMILY = 2  # variations of each family's starting point tried before TPE takes over
 FIRST_EPOCH_FRACTION = 0.25  # a search trial first reports after a quarter epoch: ASHA's cheap first rung
 PACE_TIMEOUT_S = 120.0  # to time the networks before the search; an autoscaling cluster may wait longer
 PROGRESS_EVERY_S = 30.0  # a progress line every half minute: often enough to follow, rare enough to read
@@ -61,6 +61,7 @@ class SearchSettings:
     seed: int = 0
     refit_rows: int | None = None         # with a time budget: end the search early enough to refit the best
     refit_max_s: float | None = None      # trial on this many rows, unless that would take longer than this
+    journal: str | None = None            # a local file for the Optuna study (optuna-dashboard reads it live)
 
     def __post_init__(self):
         if self.searcher not in SEARCHERS:
@@ -110,7 +111,7 @@ def _optuna_tpe(settings: SearchSettings):
     first += portfolio_points(settings.families, settings.budget)
     first += family_points(settings.families, EXPLORED_PER_FAMILY, settings.budget, settings.seed)
     return OptunaSearch(search_space(settings.families, settings.budget), metric=METRIC, mode=MODE, sampler=sampler,
-                        points_to_evaluate=first)
+                        points_to_evaluate=first, **_study_storage(settings))
 
 
 def _optuna_random(settings: SearchSettings):
@@ -120,7 +121,18 @@ def _optuna_random(settings: SearchSettings):
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     return OptunaSearch(search_space(settings.families, settings.budget), metric=METRIC, mode=MODE,
-                        sampler=optuna.samplers.RandomSampler(seed=settings.seed))
+                        sampler=optuna.samplers.RandomSampler(seed=settings.seed), **_study_storage(settings))
+
+
+def _study_storage(settings: SearchSettings) -> dict:
+    """OptunaSearch's study in the settings' journal file, named after the experiment (in memory without
+    one). The journal is lines of JSON: a resumed search appends to it, and nothing in it runs code."""
+    if settings.journal is None:
+        return {}
+    from optuna.storages import JournalStorage
+    from optuna.storages.journal import JournalFileBackend
+
+    return {"study_name": settings.name, "storage": JournalStorage(JournalFileBackend(settings.journal))}
 
 
 def _asha(settings: SearchSettings):
@@ -377,7 +389,7 @@ def trial_slots(settings: SearchSettings) -> int:
     """How many trials run at once with these settings on the Ray cluster."""
     import ray
 
-    cluster = ray.cluster_resources()
+    cluster = ray.cluster_resources()  # the epsilon: 1.0 / 0.1 GPU is 9.999... in floating point
     fits = math.floor(cluster.get("CPU", 1.0) / settings.cpus_per_trial + 1e-9)
     if settings.gpus_per_trial > 0:
         fits = min(fits, math.floor(cluster.get("GPU", 0.0) / settings.gpus_per_trial + 1e-9))
@@ -436,7 +448,21 @@ def run(settings: SearchSettings, data: HeartbeatData, train_rows: np.ndarray, v
         tuner = restore_tuner(settings, data, train_rows, val_rows, trainable)
     else:
         tuner = build_tuner(settings, data, train_rows, val_rows, callbacks, trainable)
-    return fit_or_interrupt(tuner, settings.experiment_path)
+    results = fit_or_interrupt(tuner, settings.experiment_path)
+    _close_orphaned_trials(settings)
+    return results
+
+
+def _close_orphaned_trials(settings: SearchSettings) -> None:
+    """Marks failed the study's trials still running once the search is over: those a killed run had
+    started after the searcher's last saved state, which the resumed searcher does not know of."""
+    if settings.journal is None or not Path(settings.journal).is_file():
+        return
+    import optuna
+
+    study = optuna.load_study(study_name=settings.name, storage=_study_storage(settings)["storage"])
+    for trial in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
+        study.tell(trial.number, state=optuna.trial.TrialState.FAIL)
 
 
 def fit_or_interrupt(tuner: tune.Tuner, experiment_path: str):
