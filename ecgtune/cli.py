@@ -134,12 +134,14 @@ def add_search_ensemble_arguments(group, defaults_from_search: bool = False) -> 
 
 def add_resource_arguments(group) -> None:
     """The Ray cluster and the resources of each trial."""
-    defaults = _default_settings()
+    from ecgtune.pipeline import DEFAULT_GPUS_PER_TRIAL, Resources
+
+    defaults = Resources()
     group.add_argument("--address", help="Ray cluster to join: auto, or ray://HOST:10001 (default: start Ray here)")
     group.add_argument("--cpus-per-trial", type=_positive_float, default=defaults.cpus_per_trial,
                        help=f"default {defaults.cpus_per_trial:g}")
     group.add_argument("--gpus-per-trial", type=_gpu_share,
-                       help="fraction of a GPU per trial (default 0.125 with GPUs, else 0)")
+                       help=f"fraction of a GPU per trial (default {DEFAULT_GPUS_PER_TRIAL:g} with GPUs, else 0)")
     group.add_argument("--max-concurrent", type=_positive_int,
                        help="at most this many trials at once (default: as resources allow)")
     group.add_argument("--max-failures", type=_count, default=defaults.max_failures,
@@ -186,7 +188,7 @@ def add_search_arguments(parser: argparse.ArgumentParser) -> None:
     how.add_argument("--min-epochs", type=_positive_int,
                      help="smallest epoch budget a trial may sample (default: a third of --max-epochs)")
     how.add_argument("--max-epochs", type=_positive_int,
-                     help=f"largest epoch budget a trial may sample (default: what {LONGEST_TRIAL_SHARE:.0%} of the "
+                     help=f"largest epoch budget a trial may sample (default: what {LONGEST_TRIAL_SHARE * 100:.0f}%% of the "
                           f"search's time pays for at the trials' pace, measured before it starts, up to "
                           f"{MAX_EPOCHS_FROM_TIME}; {budget.max_epochs} without a time budget)")
 

@@ -203,3 +203,16 @@ def _check_tianchi_submission_format(tmp_path, bundle):
         ours_rows, template_rows = list(csv.reader(ours)), list(csv.reader(template))
     assert ours_rows[0] == template_rows[0]
     assert [row[0] for row in ours_rows[1:]] == [row[0] for row in template_rows[1:len(ours_rows)]]
+
+
+@pytest.mark.parametrize("command", [[], ["search"], ["ensemble"], ["report"], ["predict"], ["make-data"], ["inspect"]])
+def test_every_help_prints(command, capsys):
+    from ecgtune.cli import main
+
+    with pytest.raises(SystemExit) as exit_:
+        main([*command, "--help"])
+    assert exit_.value.code == 0
+    shown = " ".join(capsys.readouterr().out.split())  # argparse wraps to the terminal's width
+    assert shown.startswith("usage: ecgtune")
+    if command == ["search"]:
+        assert "--max-epochs" in shown and "20% of the search's time" in shown
