@@ -91,6 +91,9 @@ def search(data: str | Path | pd.DataFrame | None = None, *, families: str | Seq
             "--arch", families if isinstance(families, str) else ",".join(families)]
     if isinstance(data, pd.DataFrame):
         frame_file = Path(runs_dir) / name / DATA_FROM_FRAME
+        if not resume and frame_file.exists():  # never replace the data of an experiment that ran
+            raise EcgtuneError(f"{frame_file.parent} already holds an experiment; continue it with resume=True "
+                               "or pick another name")
         if not resume:
             beats = read_heartbeats(data, require_labels=True)
             frame_file.parent.mkdir(parents=True, exist_ok=True)

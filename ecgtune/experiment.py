@@ -264,8 +264,9 @@ def _cross_fit(run_dir: Path, plan: Plan, holdout: dict, options: EnsembleOption
     check_unchanged(run_dir, plan, data)
     with _naming_the_file(data):
         folds = kfold_splits(data.labels, options.folds, seed=plan.seed)
+    # "assignment" names how rows are dealt to folds: an experiment of an older assignment starts afresh
     settings = _retraining_settings(settings, plan, run_dir, f"folds{options.folds}",
-                                    {"folds": options.folds, "configs": configs})
+                                    {"folds": options.folds, "assignment": 2, "configs": configs})
     print(f"cross-fitting: {len(configs)} configuration(s) x {options.folds} folds of {len(data)} rows = "
           f"{len(configs) * options.folds} trainings in {settings.experiment_path}", file=sys.stderr)
     failed = retrain(settings, data, configs, folds)

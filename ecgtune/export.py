@@ -51,6 +51,17 @@ def load_member(folder: Path) -> tuple[torch.nn.Module, Checkpoint]:
     return load_network(checkpoint), checkpoint
 
 
+def to_onnx(network: torch.nn.Module, probe: torch.Tensor, target) -> None:
+    """Writes `network` as an ONNX graph (to a path or a binary stream) with the bundle's names: beats in
+    as `signals`, its output as `probabilities`, any batch size. Traced on `probe` by the TorchScript
+    exporter, whose warnings about tracing concern code paths these networks do not have."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(network, (probe,), target, input_names=["signals"], output_names=["probabilities"],
+                          opset_version=17, dynamo=False,
+                          dynamic_axes={"signals": {0: "batch"}, "probabilities": {0: "batch"}})
+
+
 def seconds_per_mac(timed_rows: int = 1024, repeats: int = 3) -> float:
     """This machine's calibration: seconds per multiply-accumulate of a reference network (the default
     dilated_cnn) predicting in ONNX Runtime as `predict` runs it, the best of `repeats` timings. Measured
@@ -58,12 +69,8 @@ def seconds_per_mac(timed_rows: int = 1024, repeats: int = 3) -> float:
     from ecgtune.models.cost import count_macs
 
     network = create_model("dilated_cnn").eval()
-    probe = torch.rand(8, CALIBRATION_LENGTH)
     graph = io.BytesIO()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        torch.onnx.export(network, (probe,), graph, input_names=["signals"], opset_version=17, dynamo=False,
-                          dynamic_axes={"signals": {0: "batch"}})
+    to_onnx(network, torch.rand(8, CALIBRATION_LENGTH), graph)
     session = open_session(graph.getvalue())
     beats = np.random.default_rng(0).random((timed_rows, CALIBRATION_LENGTH), dtype=np.float32)
     run_in_batches(session, beats[:64])
@@ -99,11 +106,7 @@ def export_bundle(summary: dict, out_dir: Path, data_fingerprint: dict, seed: in
     clean_staging(out_dir)
     staging = make_staging_folder(out_dir)
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            torch.onnx.export(ensemble, (probe,), str(staging / ONNX_FILE), input_names=["signals"],
-                              output_names=["probabilities"], opset_version=17, dynamo=False,
-                              dynamic_axes={"signals": {0: "batch"}, "probabilities": {0: "batch"}})
+        to_onnx(ensemble, probe, str(staging / ONNX_FILE))
         session = onnxruntime.InferenceSession(str(staging / ONNX_FILE), providers=["CPUExecutionProvider"])
         with torch.no_grad():
             expected = ensemble(probe).numpy()

@@ -83,3 +83,7 @@ def test_search_from_a_dataframe_predicts_what_the_command_writes(tmp_path):
     assert bundle.predict_proba(test_beats.signals).shape == (50, 4)
     with pytest.raises(DataError, match="204 samples per beat; the bundle expects 205"):
         bundle.predict(test_beats.signals[:, :204])
+    kept = (run_dir / "data.parquet").read_bytes()
+    with pytest.raises(ecgtune.EcgtuneError, match="already holds an experiment; continue it with resume=True"):
+        ecgtune.search(_frame(beats), name="api", runs_dir=tmp_path)
+    assert (run_dir / "data.parquet").read_bytes() == kept, "the earlier experiment's data untouched"

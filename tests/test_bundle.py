@@ -6,7 +6,6 @@ import shutil
 import stat
 import subprocess
 import sys
-import warnings
 from pathlib import Path
 
 import numpy as np
@@ -20,7 +19,7 @@ onnxruntime = pytest.importorskip("onnxruntime")
 from ecgtune.bundle import BUNDLE_FILES, MANIFEST_FILE, ONNX_FILE, SUMS_FILE, Bundle, load_bundle  # noqa: E402
 from ecgtune.checkpoint import CONFIG_FILE, PROBS_FILE, WEIGHTS_FILE  # noqa: E402
 from ecgtune.errors import DataError  # noqa: E402
-from ecgtune.export import WeightedSoftmaxAverage, export_bundle  # noqa: E402
+from ecgtune.export import WeightedSoftmaxAverage, export_bundle, to_onnx  # noqa: E402
 from ecgtune.models import create_model, list_models  # noqa: E402
 
 
@@ -35,12 +34,7 @@ def test_onnx_graph_of_all_families_matches_pytorch(tmp_path, length):
             model(torch.rand(32, length) * 2)
         members.append(model.eval())
     ensemble = WeightedSoftmaxAverage(members, torch.full((len(members),), 1 / len(members))).eval()
-    probe = torch.rand(5, length)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        torch.onnx.export(ensemble, (probe,), str(tmp_path / "e.onnx"), input_names=["signals"],
-                          output_names=["probabilities"], opset_version=17, dynamo=False,
-                          dynamic_axes={"signals": {0: "batch"}, "probabilities": {0: "batch"}})
+    to_onnx(ensemble, torch.rand(5, length), str(tmp_path / "e.onnx"))
     session = onnxruntime.InferenceSession(str(tmp_path / "e.onnx"), providers=["CPUExecutionProvider"])
     signals = torch.rand(37, length)
     with torch.no_grad():

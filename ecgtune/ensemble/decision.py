@@ -92,19 +92,11 @@ def _scores_over_thresholds(probs, labels, thresholds, label, candidates, undeci
 def cross_fitted_abs_sum(probs: np.ndarray, labels: np.ndarray, n_folds: int = 5, seed: int = 0) -> float:
     """An honest estimate of the rule's abs-sum: thresholds fitted on K-1 folds of the rows and scored
     on the held-out fold, summed over the folds."""
+    from ecgtune.data.splits import stratified_folds
+
     folds = stratified_folds(labels, n_folds, seed)
     total = 0.0
     for fold in range(n_folds):
         rule = fit_decision_rule(probs[folds != fold], labels[folds != fold])
         total += abs_sum(rule.decide(probs[folds == fold]), labels[folds == fold])
     return total
-
-
-def stratified_folds(labels: np.ndarray, n_folds: int, seed: int = 0) -> np.ndarray:
-    """Fold number (0..n_folds-1) of every row, each class spread evenly over the folds."""
-    rng = np.random.default_rng(seed)
-    folds = np.empty(len(labels), dtype=np.int64)
-    for label in np.unique(labels):
-        rows = rng.permutation(np.flatnonzero(labels == label))
-        folds[rows] = (np.arange(len(rows)) + rng.integers(n_folds)) % n_folds
-    return folds
