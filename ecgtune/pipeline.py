@@ -106,8 +106,8 @@ def search_time(clock: Clock) -> float | None:
 
 def settle_epochs(plan: experiment.Plan, settings, clock: Clock, data, training_rows: int) -> experiment.Plan:
     """The plan with its epoch range settled: what the user gave; with a time budget, the rest from the
-    trials' measured pace (`EpochBudget.fitting`), so that a CPU search's trials finish their schedules
-    and a GPU search's trials train long enough; without one, or when the pace could not be
+    trials' measured pace (`EpochBudget.fitting`), so that a search whose budget pays for long trials
+    (on a GPU, or on small data) trains them long enough; without one, or when the pace could not be
     measured, the defaults."""
     from ecgtune.search_spaces import EpochBudget
     from ecgtune.trainables import tune_search
