@@ -467,4 +467,7 @@ def run_inspect(args: argparse.Namespace) -> int:
         counts = data.class_counts()
         shares = ", ".join(f"{label}: {count} ({count / len(data):.1%})" for label, count in enumerate(counts))
         print(f"{data.n_classes} classes: {shares}")
+    if train is not None:
+        labels = f", labels within its {train.n_classes} classes" if data.labels is not None else ""
+        print(f"matches the training file {train.source}: {train.signal_length} samples per beat{labels}")
     return 0

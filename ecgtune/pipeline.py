@@ -14,6 +14,7 @@ import shlex
 import shutil
 import sys
 import time
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
@@ -21,13 +22,14 @@ from pathlib import Path
 
 from ecgtune import experiment, trust
 from ecgtune.atomic import write_text_atomically
-from ecgtune.errors import EcgtuneError, Interrupted
+from ecgtune.errors import DataWarning, EcgtuneError, Interrupted
 from ecgtune.storage import is_remote
 
 TIMINGS_FILE = "timings.json"
 REFIT_MAX_SHARE = 0.3                 # of the budget, at most, for retraining the ensemble on every row
 FINISH_SHARE, FINISH_MIN_S = 0.05, 20.0  # of the budget (at least 20 s): ensemble, export and report
 MIN_FREE_BYTES = 256 * 2**20  # a smoke search filled a 50 MB disk; checkpoints and Ray's state need room
+MIN_VALIDATION_ROWS_PER_CLASS = 30  # below this a class's threshold moves with a row or two
 DEFAULT_GPUS_PER_TRIAL = 0.125  # eight trials per GPU: 3-6x one trial's throughput on an H100 (BENCHMARKS 11e)
 
 
@@ -170,6 +172,7 @@ def _run_stages(plan: experiment.Plan, resources: Resources, run_dir: Path, resu
         train_rows, val_rows = experiment.split(plan, data)
         print(f"data: {data.source}: {len(data)} rows x {data.signal_length} samples, {data.n_classes} classes "
               f"(train {len(train_rows)}, validation {len(val_rows)})", file=sys.stderr)
+        warn_of_few_validation_rows(data.labels[val_rows], data.source)
         from ecgtune.trainables import tune_search
 
         tune_search.start_ray(resources.address)
@@ -226,6 +229,20 @@ def _run_stages(plan: experiment.Plan, resources: Resources, run_dir: Path, resu
     if bundle is not None:
         print(f"next: python -m ecgtune predict --bundle {shlex.quote(str(bundle))} --data testA.csv --out submit.csv")
     return summary, bundle
+
+
+def warn_of_few_validation_rows(labels, source: str) -> None:
+    """Warns when a class has so few validation rows that the ensemble's selection and its decision
+    threshold for that class rest on a handful of beats."""
+    import numpy as np
+
+    counts = np.bincount(labels)
+    scarce = [f"class {label}: {count}" for label, count in enumerate(counts) if count < MIN_VALIDATION_ROWS_PER_CLASS]
+    if scarce:
+        warnings.warn(DataWarning(
+            f"{source}: few validation rows ({', '.join(scarce)}; fewer than {MIN_VALIDATION_ROWS_PER_CLASS}): the "
+            "ensemble and its per-class thresholds are chosen on them, so their scores are noisy; more labelled rows "
+            "or a larger --val-fraction help"), stacklevel=2)
 
 
 def check_free_space(folders: list[Path], needed: int = MIN_FREE_BYTES) -> None:

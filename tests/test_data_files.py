@@ -253,6 +253,10 @@ def test_cli_inspect_test_file_against_training_file(tmp_path):
     assert "beats have 4 samples, expected 5" in result.stderr and "Traceback" not in result.stderr
     ok = _cli("inspect", tmp_path / "train.csv", cache_dir=tmp_path / "c")
     assert ok.returncode == 0 and "3 rows, 5 samples per beat" in ok.stdout
+    competition_csv(tmp_path / "test.csv", GOOD)
+    matched = _cli("inspect", tmp_path / "test.csv", "--train", tmp_path / "train.csv", cache_dir=tmp_path / "c")
+    assert matched.returncode == 0 and f"matches the training file {tmp_path / 'train.csv'}: 5 samples per beat" in \
+        matched.stdout
 
 
 def test_cli_make_data_writes_competition_files(tmp_path):

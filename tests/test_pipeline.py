@@ -2,6 +2,7 @@
 
 import json
 import time
+import warnings
 
 import pytest
 
@@ -130,3 +131,16 @@ def test_the_users_epochs_are_kept_and_no_budget_means_the_defaults(tmp_path):
     assert (settled.min_epochs, settled.max_epochs) == (EpochBudget().min_epochs, EpochBudget().max_epochs)
     only_max = experiment.Plan(**{**plan.__dict__, "max_epochs": 2})
     assert pipeline.settle_epochs(only_max, None, pipeline.Clock(None), None, 1000).min_epochs == 2
+
+
+def test_scarce_validation_classes_are_warned_of():
+    import numpy as np
+
+    from ecgtune.errors import DataWarning
+
+    labels = np.array([0] * 200 + [1] * 40 + [2] * 5)
+    with pytest.warns(DataWarning, match=r"train.csv: few validation rows \(class 2: 5; fewer than 30\)"):
+        pipeline.warn_of_few_validation_rows(labels, "train.csv")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        pipeline.warn_of_few_validation_rows(labels[:240], "train.csv")
