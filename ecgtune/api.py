@@ -83,7 +83,7 @@ def search(data: str | Path | pd.DataFrame | None = None, *, families: str | Seq
     Returns the finished experiment. Ctrl-C raises `ecgtune.errors.Interrupted`, which names the
     command that continues the run.
     """
-    from ecgtune import cli, pipeline
+    from ecgtune import cli
     from ecgtune.data import write_dataset
 
     name = name or time.strftime("%Y%m%d-%H%M%S")
@@ -102,11 +102,7 @@ def search(data: str | Path | pd.DataFrame | None = None, *, families: str | Seq
     if data is not None:
         argv += ["--data", str(data)]
     argv += ["--smoke"] * smoke + ["--resume"] * resume + _flags(options)
-    args = cli.parse_search_arguments(argv)
-    plan, run_dir = cli.search_plan(args)
-    pipeline.run_search(plan, cli.resources(args), run_dir, resume=args.resume, use_cache=not args.no_cache,
-                        clock=pipeline.Clock(plan.time_budget_s), trust_state=args.trust_state)
-    return Experiment.load(run_dir)
+    return Experiment.load(cli.search_with(cli.parse_search_arguments(argv)))
 
 
 def _flags(options: dict) -> list[str]:

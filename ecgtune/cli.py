@@ -293,15 +293,21 @@ def parse_families(arch: str) -> list[str]:
 
 def run_search(args: argparse.Namespace) -> int:
     """Runs (or resumes) the whole pipeline: search, leaderboard, ensemble, export and report."""
-    from ecgtune import pipeline
-
-    plan, run_dir = search_plan(args)
-    pipeline.run_search(plan, resources(args), run_dir, resume=args.resume, use_cache=not args.no_cache,
-                        clock=pipeline.Clock(plan.time_budget_s), trust_state=args.trust_state)
+    search_with(args)
     return 0
 
 
-def search_plan(args: argparse.Namespace):
+def search_with(args: argparse.Namespace) -> Path:
+    """The pipeline `search`'s flags ask for (the Python API's too); returns the experiment's folder."""
+    from ecgtune import pipeline
+
+    plan, run_dir = _search_plan(args)
+    pipeline.run_search(plan, _resources(args), run_dir, resume=args.resume, use_cache=not args.no_cache,
+                        clock=pipeline.Clock(plan.time_budget_s), trust_state=args.trust_state)
+    return run_dir
+
+
+def _search_plan(args: argparse.Namespace):
     """The experiment's plan (the saved one for --resume) and its folder, from `search`'s flags."""
     from ecgtune import experiment
 
@@ -341,7 +347,7 @@ def search_plan(args: argparse.Namespace):
     return plan, run_dir
 
 
-def resources(args: argparse.Namespace):
+def _resources(args: argparse.Namespace):
     """Where the trials run, from the resource flags."""
     from ecgtune.pipeline import Resources
 
@@ -384,7 +390,7 @@ def run_ensemble(args: argparse.Namespace) -> int:
         from ecgtune.trainables import tune_search
 
         tune_search.start_ray(args.address)
-        settings = pipeline.search_settings(plan, resources(args), args.experiment)
+        settings = pipeline.search_settings(plan, _resources(args), args.experiment)
     summary, bundle = experiment.ensemble_experiment(args.experiment, options, settings)
     print(format_ensemble(summary))
     print(f"ensemble: {args.experiment / experiment.ENSEMBLE_FILE}; bundle: {bundle}")
