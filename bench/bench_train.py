@@ -20,7 +20,7 @@ from writeup_baseline import train_like_the_write_up  # noqa: E402
 from ecgtune.cli import parse_families  # noqa: E402
 from ecgtune.data import Fold, make_synthetic  # noqa: E402
 from ecgtune.models import create_model  # noqa: E402
-from ecgtune.trainables import TrainConfig, resolve_device, train  # noqa: E402
+from ecgtune.trainer import TrainConfig, resolve_device, train  # noqa: E402
 
 
 def main() -> None:

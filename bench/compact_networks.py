@@ -32,7 +32,7 @@ def main() -> None:
     from ecgtune.data import holdout_split, load_dataset, prepare_fold
     from ecgtune.models.cost import network_macs
     from ecgtune.search_spaces.families import COMPACT
-    from ecgtune.trainables import TrainConfig, train_family
+    from ecgtune.trainer import TrainConfig, train_family
 
     data = load_dataset(MITBIH, require_labels=True)
     _, subset = holdout_split(data.labels, args.rows / len(data), seed=0)

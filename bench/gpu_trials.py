@@ -22,7 +22,7 @@ def trial(family: str, size: str, rows: int, epochs: int, device: str, barrier, 
     """One trial's process: warm up, wait for the others, then time `epochs` epochs of training."""
     from ecgtune.data import Fold, make_synthetic
     from ecgtune.search_spaces.families import COMPACT
-    from ecgtune.trainables import TrainConfig, train_family
+    from ecgtune.trainer import TrainConfig, train_family
 
     torch.set_num_threads(1)
     beats = make_synthetic(rows + 1024, seed=0)

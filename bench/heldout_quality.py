@@ -101,7 +101,7 @@ def best_single_probs(run_dir: Path, signals: np.ndarray) -> np.ndarray:
     import torch
 
     from ecgtune.export import load_member
-    from ecgtune.trainables import predict_proba
+    from ecgtune.trainer import predict_proba
 
     with open(run_dir / "leaderboard.csv", newline="") as stream:
         best = next(csv.DictReader(stream))

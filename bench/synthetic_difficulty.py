@@ -13,7 +13,7 @@ import time
 import numpy as np
 
 from ecgtune.data import holdout_split, make_synthetic, prepare_fold, synthetic
-from ecgtune.trainables import TrainConfig, train_family
+from ecgtune.trainer import TrainConfig, train_family
 
 
 def parameter_oracle_accuracy(n_rows: int = 200_000, seed: int = 0) -> float:

@@ -14,7 +14,6 @@ with the message the command would print.
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -22,6 +21,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from ecgtune import defaults
 from ecgtune.bundle import Bundle, load_bundle
 from ecgtune.data import HeartbeatData, load_dataset
 from ecgtune.errors import ConfigError, EcgtuneError
@@ -44,7 +44,7 @@ class Experiment:
     @classmethod
     def load(cls, path: str | Path) -> Experiment:
         """The experiment in `path` (RUNS_DIR/NAME) as its files describe it."""
-        from ecgtune.experiment import ENSEMBLE_FILE, LEADERBOARD_FILE
+        from ecgtune.experiment import LEADERBOARD_FILE, read_summary
 
         path = Path(path)
         try:
@@ -53,12 +53,8 @@ class Experiment:
             raise EcgtuneError(f"{path}: no {LEADERBOARD_FILE}; is it an experiment that has run?") from None
         except (OSError, ValueError) as error:
             raise EcgtuneError(f"{path / LEADERBOARD_FILE}: unreadable ({error})") from None
-        scores = {}
-        if (path / ENSEMBLE_FILE).is_file():
-            try:
-                scores = json.loads((path / ENSEMBLE_FILE).read_text())["scores"]
-            except (OSError, ValueError, KeyError, TypeError) as error:
-                raise EcgtuneError(f"{path / ENSEMBLE_FILE}: unreadable ({error!r})") from None
+        summary = read_summary(path)
+        scores = {} if summary is None else summary.scores
         bundle = path / "bundle"
         report = path / "report.html"
         return cls(path, leaderboard, scores, bundle if bundle.is_dir() else None,
@@ -66,7 +62,7 @@ class Experiment:
 
 
 def search(data: str | Path | pd.DataFrame | None = None, *, families: str | Sequence[str] = "all",
-           time_budget_minutes: float | None = 8.0, name: str | None = None, runs_dir: str | Path = "runs",
+           time_budget_minutes: float | None = defaults.TIME_BUDGET_MINUTES, name: str | None = None, runs_dir: str | Path = "runs",
            smoke: bool = False, resume: bool = False, **options) -> Experiment:
     """Runs the pipeline of `python search.py`: search, leaderboard, ensemble, export and report.
 

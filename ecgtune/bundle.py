@@ -50,8 +50,7 @@ class Bundle:
 
     @property
     def rule(self) -> DecisionRule:
-        rule = self.manifest["decision_rule"]
-        return DecisionRule(np.asarray(rule["thresholds"], dtype=np.float64), rule["fallback"])
+        return DecisionRule.from_dict(self.manifest["decision_rule"])
 
     def predict(self, signals) -> np.ndarray:
         """The values to submit, (rows, classes): the learned decision rule on the probabilities, as

@@ -7,10 +7,10 @@ A checkpoint folder holds:
                         none for a refit on every row)
     model.safetensors   the best epoch's weights
     trainer_state.pt    the whole training state, to resume an interrupted trial (weights-only file;
-                        the trial that wrote it loads it, see `ecgtune.trainables.tune_adapter`)
+                        the trial that wrote it loads it, see `ecgtune.raytune.tune_adapter`)
 
 Reading a checkpoint's record needs numpy only; writing one and loading its network import torch
-when called. Where a search keeps its checkpoints is Ray's business (`ecgtune.trainables.tune_layout`).
+when called. Where a search keeps its checkpoints is Ray's business (`ecgtune.raytune.tune_layout`).
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from ecgtune.errors import EcgtuneError
 if TYPE_CHECKING:
     import torch
 
-    from ecgtune.trainables.trainer import Trainer
+    from ecgtune.trainer import Trainer
 
 CONFIG_FILE, PROBS_FILE = "config.json", "val_probs.npy"
 WEIGHTS_FILE, STATE_FILE = "model.safetensors", "trainer_state.pt"
@@ -134,8 +134,7 @@ def load_network(checkpoint: Checkpoint) -> torch.nn.Module:
     from ecgtune.models import create_model
 
     try:
-        network = create_model(checkpoint.family, n_classes=checkpoint.n_classes,
-                               signal_length=checkpoint.signal_length, **checkpoint.model_config)
+        network = create_model(checkpoint.family, n_classes=checkpoint.n_classes, **checkpoint.model_config)
         network.load_state_dict(load_file(str(checkpoint.folder / WEIGHTS_FILE)))
     except (OSError, ValueError, TypeError, RuntimeError, SafetensorError) as error:
         raise _unreadable(checkpoint.folder, error) from None

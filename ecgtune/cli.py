@@ -11,13 +11,9 @@ import time
 import warnings
 from pathlib import Path
 
+from ecgtune import defaults
 from ecgtune.errors import ConfigError, DataWarning, EcgtuneError, Interrupted
 from ecgtune.storage import is_remote
-
-DEFAULT_ROWS = 10_000
-DEFAULT_TIME_BUDGET_MINUTES = 8.0
-SMOKE_ROWS, SMOKE_SAMPLES = 3000, 6
-SMOKE_EPOCHS = (4, 6)  # enough steps on the smoke run's rows to learn more than the class prior
 
 
 def build_parser(command: str | None = None) -> argparse.ArgumentParser:
@@ -108,10 +104,9 @@ def add_ensemble_arguments(group) -> None:
 def add_search_ensemble_arguments(group, defaults_from_search: bool = False) -> None:
     """--predict-budget, --folds, --fold-members and --fold-epochs (for `ensemble`, by default those its
     search was given)."""
-    from ecgtune.experiment import COST_UNIT, Plan
+    from ecgtune.experiment import COST_UNIT
 
-    fields = Plan.__dataclass_fields__
-    folds, members = (fields[name].default for name in ("folds", "fold_members"))
+    folds, members = defaults.FOLDS, defaults.FOLD_MEMBERS
     said = "the search's; " if defaults_from_search else ""
     group.add_argument("--predict-budget", type=_non_negative_float, default=None if defaults_from_search else 0.0,
                        metavar="SECONDS",
@@ -134,57 +129,51 @@ def add_search_ensemble_arguments(group, defaults_from_search: bool = False) -> 
 
 def add_resource_arguments(group) -> None:
     """The Ray cluster and the resources of each trial."""
-    from ecgtune.pipeline import DEFAULT_GPUS_PER_TRIAL, Resources
-
-    defaults = Resources()
     group.add_argument("--address", help="Ray cluster to join: auto, or ray://HOST:10001 (default: start Ray here)")
-    group.add_argument("--cpus-per-trial", type=_positive_float, default=defaults.cpus_per_trial,
-                       help=f"default {defaults.cpus_per_trial:g}")
+    group.add_argument("--cpus-per-trial", type=_positive_float, default=defaults.CPUS_PER_TRIAL,
+                       help=f"default {defaults.CPUS_PER_TRIAL:g}")
     group.add_argument("--gpus-per-trial", type=_gpu_share,
-                       help=f"fraction of a GPU per trial (default {DEFAULT_GPUS_PER_TRIAL:g} with GPUs, else 0)")
+                       help=f"fraction of a GPU per trial (default {defaults.GPUS_PER_TRIAL:g} with GPUs, else 0)")
     group.add_argument("--max-concurrent", type=_positive_int,
                        help="at most this many trials at once (default: as resources allow)")
-    group.add_argument("--max-failures", type=_count, default=defaults.max_failures,
-                       help=f"retries of a failed trial, from its last checkpoint (default {defaults.max_failures})")
-
-
-def _default_settings():
-    from ecgtune.trainables.tune_search import SearchSettings
-
-    return SearchSettings(families=(), name="", storage="")
+    group.add_argument("--max-failures", type=_count, default=defaults.MAX_FAILURES,
+                       help=f"retries of a failed trial, from its last checkpoint (default {defaults.MAX_FAILURES})")
 
 
 def add_search_arguments(parser: argparse.ArgumentParser) -> None:
     """Flags of `search` (also those of `python search.py`)."""
     from ecgtune.search_spaces import EpochBudget
     from ecgtune.search_spaces.shared import LONGEST_TRIAL_SHARE, MAX_EPOCHS_FROM_TIME
-    from ecgtune.trainables.tune_search import SCHEDULERS, SEARCHERS
+    from ecgtune.raytune.tune_search import SCHEDULERS, SEARCHERS
 
-    defaults, budget = _default_settings(), EpochBudget()
+    budget = EpochBudget()
     what = parser.add_argument_group("what to search")
     what.add_argument("--arch", default="all",
                       help="'all' or a comma list of families or aliases (net1..net6); default all")
     what.add_argument("--data", type=Path,
                       help="labelled training file (CSV, CSV.gz, Parquet); default: embedded synthetic beats")
     what.add_argument("--rows", type=_positive_int,
-                      help=f"rows of the embedded synthetic data when --data is not given (default {DEFAULT_ROWS})")
-    what.add_argument("--val-fraction", type=_fraction, default=0.2, help="stratified validation share (default 0.2)")
-    what.add_argument("--seed", type=_seed, default=0, help="seed of the split, the sampler and the trials (default 0)")
+                      help=f"rows of the embedded synthetic data when --data is not given (default {defaults.SYNTHETIC_ROWS})")
+    what.add_argument("--val-fraction", type=_fraction, default=defaults.VAL_FRACTION,
+                      help=f"stratified validation share (default {defaults.VAL_FRACTION:g})")
+    what.add_argument("--seed", type=_seed, default=defaults.SEED,
+                      help=f"seed of the split, the sampler and the trials (default {defaults.SEED})")
 
     how = parser.add_argument_group("how to search")
-    how.add_argument("--num-samples", type=_positive_int, default=defaults.num_samples,
-                     help=f"trials in total, all families together (default {defaults.num_samples})")
-    how.add_argument("--time-budget", type=float, metavar="MINUTES", default=DEFAULT_TIME_BUDGET_MINUTES,
-                     help=f"stop the search after this many minutes (default {DEFAULT_TIME_BUDGET_MINUTES:g}; 0: none)")
-    how.add_argument("--searcher", choices=SEARCHERS, default=defaults.searcher,
+    how.add_argument("--num-samples", type=_positive_int, default=defaults.NUM_SAMPLES,
+                     help=f"trials in total, all families together (default {defaults.NUM_SAMPLES})")
+    how.add_argument("--time-budget", type=_non_negative_float, metavar="MINUTES", default=defaults.TIME_BUDGET_MINUTES,
+                     help=f"the whole run's minutes: search, refit, ensemble, export and report (default "
+                          f"{defaults.TIME_BUDGET_MINUTES:g}; 0: no limit)")
+    how.add_argument("--searcher", choices=SEARCHERS, default=defaults.SEARCHER,
                      help="optuna: multivariate TPE, every family's defaults first; random: random sampling")
-    how.add_argument("--scheduler", choices=SCHEDULERS, default=defaults.scheduler,
+    how.add_argument("--scheduler", choices=SCHEDULERS, default=defaults.SCHEDULER,
                      help="asha: stop weak trials early; fifo: every trial runs its epochs (default asha)")
     how.add_argument("--grace-period", type=_positive_float, metavar="SECONDS",
                      help="ASHA: seconds of training before a trial can be stopped; trials are compared at equal "
                           "training time (default: an eightieth of the search's time, 3 to 300 s)")
-    how.add_argument("--reduction-factor", type=_positive_int, default=defaults.reduction_factor,
-                     help=f"ASHA: keep 1/N of the trials at each rung (default {defaults.reduction_factor})")
+    how.add_argument("--reduction-factor", type=_positive_int, default=defaults.REDUCTION_FACTOR,
+                     help=f"ASHA: keep 1/N of the trials at each rung (default {defaults.REDUCTION_FACTOR})")
     how.add_argument("--min-epochs", type=_positive_int,
                      help="smallest epoch budget a trial may sample (default: a third of --max-epochs)")
     how.add_argument("--max-epochs", type=_positive_int,
@@ -206,7 +195,8 @@ def add_search_arguments(parser: argparse.ArgumentParser) -> None:
                             "from another machine or killed before it could sign); its pickles will be loaded")
     where.add_argument("--no-cache", action="store_true", help="neither read nor write the parse cache")
     where.add_argument("--smoke", action="store_true",
-                       help=f"a quick check: {SMOKE_ROWS} synthetic rows, {SMOKE_SAMPLES} trials of 4-6 epochs")
+                       help=f"a quick check: {defaults.SMOKE_ROWS} synthetic rows, {defaults.SMOKE_SAMPLES} trials of "
+                            f"{defaults.SMOKE_EPOCHS[0]}-{defaults.SMOKE_EPOCHS[1]} epochs")
     add_search_ensemble_arguments(parser.add_argument_group("the ensemble built after the search"))
 
 
@@ -234,6 +224,11 @@ def _fold_count(text: str) -> int:
 
 def _seed(text: str) -> int:
     return _number(text, int, lambda v: 0 <= v < 2**32, "an integer from 0 to 2**32 - 1")
+
+
+def _zero_is_no_limit(value: float | None) -> float | None:
+    """A limit flag's value, where 0 means no limit (None)."""
+    return value or None
 
 
 def _positive_float(text: str) -> float:
@@ -327,21 +322,21 @@ def _search_plan(args: argparse.Namespace):
         families=parse_families(args.arch),
         storage=storage if is_remote(storage) else str(Path(storage).resolve()),
         data=str(Path(args.data).resolve()) if args.data else None,
-        rows=args.rows or (SMOKE_ROWS if smoke else DEFAULT_ROWS),
+        rows=args.rows or (defaults.SMOKE_ROWS if smoke else defaults.SYNTHETIC_ROWS),
         val_fraction=args.val_fraction,
         seed=args.seed,
-        num_samples=min(args.num_samples, SMOKE_SAMPLES) if smoke else args.num_samples,
-        time_budget_s=args.time_budget * 60 if args.time_budget and args.time_budget > 0 else None,  # 0: no limit
+        num_samples=min(args.num_samples, defaults.SMOKE_SAMPLES) if smoke else args.num_samples,
+        time_budget_s=None if _zero_is_no_limit(args.time_budget) is None else args.time_budget * 60,
         searcher=args.searcher,
         scheduler=args.scheduler,
         grace_period_s=args.grace_period,
         reduction_factor=args.reduction_factor,
-        min_epochs=SMOKE_EPOCHS[0] if smoke else args.min_epochs,
-        max_epochs=SMOKE_EPOCHS[1] if smoke else args.max_epochs,
+        min_epochs=defaults.SMOKE_EPOCHS[0] if smoke else args.min_epochs,
+        max_epochs=defaults.SMOKE_EPOCHS[1] if smoke else args.max_epochs,
         folds=args.folds,
         fold_members=args.fold_members,
         fold_epochs=args.fold_epochs,
-        predict_budget=args.predict_budget or None,  # 0: no limit
+        predict_budget=_zero_is_no_limit(args.predict_budget),
         refit=not args.no_refit,
     )
     return plan, run_dir
@@ -378,16 +373,16 @@ def run_ensemble(args: argparse.Namespace) -> int:
     from ecgtune.report import format_ensemble
 
     plan = experiment.load_plan(args.experiment)
-    options = experiment.EnsembleOptions(
-        size=args.size, top_k=args.top_k, bagging_rounds=args.bagging, rule_folds=args.rule_folds, seed=args.seed,
-        max_members=args.max_members,
-        folds=plan.folds if args.folds is None else args.folds,
-        fold_members=args.fold_members or plan.fold_members, fold_epochs=args.fold_epochs or plan.fold_epochs,
-        predict_budget=plan.predict_budget if args.predict_budget is None else args.predict_budget or None,
-        refit=plan.refit and not args.no_refit)
+    given = {"folds": args.folds, "fold_members": args.fold_members, "fold_epochs": args.fold_epochs}
+    changes = {key: value for key, value in given.items() if value is not None}  # else the search's
+    if args.predict_budget is not None:
+        changes["predict_budget"] = _zero_is_no_limit(args.predict_budget)
+    options = experiment.EnsembleOptions.from_plan(
+        plan, size=args.size, top_k=args.top_k, bagging_rounds=args.bagging, rule_folds=args.rule_folds,
+        seed=args.seed, max_members=args.max_members, refit=plan.refit and not args.no_refit, **changes)
     settings = None
     if options.folds > 1 or options.refit:
-        from ecgtune.trainables import tune_search
+        from ecgtune.raytune import tune_search
 
         tune_search.start_ray(args.address)
         settings = pipeline.search_settings(plan, _resources(args), args.experiment)

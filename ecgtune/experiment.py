@@ -18,9 +18,11 @@ from pathlib import Path
 import numpy as np
 import xxhash
 
+from ecgtune import defaults
 from ecgtune.atomic import atomic_path, write_text_atomically
 from ecgtune.checkpoint import read_checkpoint
 from ecgtune.data import HeartbeatData, holdout_split, load_dataset, make_synthetic
+from ecgtune.ensemble.summary import CrossFitting, EnsembleSummary, Holdout, Refit
 from ecgtune.errors import ConfigError, DataError, EcgtuneError
 from ecgtune.storage import is_remote
 
@@ -38,23 +40,24 @@ class Plan:
 
     families: list[str]
     storage: str              # where Ray keeps the trials: an absolute folder or a URI (s3://...)
-    data: str | None          # training file, or None for the embedded synthetic beats
-    rows: int                 # synthetic rows (ignored with a file)
-    val_fraction: float
-    seed: int
-    num_samples: int
-    time_budget_s: float | None
-    searcher: str
-    scheduler: str
-    grace_period_s: float | None    # ASHA's first rung in seconds (None: from the budget)
-    reduction_factor: int
-    min_epochs: int | None    # None: from the time budget and the trials' pace (see pipeline.settle_epochs)
-    max_epochs: int | None
-    folds: int = 0                  # >1: retrain the ensemble's configurations on this many folds of every row
-    fold_members: int = 5           # how many of the ensemble's configurations to retrain
+    data: str | None = None   # training file, or None for the embedded synthetic beats
+    rows: int = defaults.SYNTHETIC_ROWS  # synthetic rows (ignored with a file)
+    val_fraction: float = defaults.VAL_FRACTION
+    seed: int = defaults.SEED
+    num_samples: int = defaults.NUM_SAMPLES
+    time_budget_s: float | None = defaults.TIME_BUDGET_MINUTES * 60  # None: no limit
+    searcher: str = defaults.SEARCHER
+    scheduler: str = defaults.SCHEDULER
+    grace_period_s: float | None = None  # ASHA's first rung in seconds (None: from the budget)
+    reduction_factor: int = defaults.REDUCTION_FACTOR
+    min_epochs: int | None = None   # None: from the time budget and the trials' pace (see pipeline.settle_epochs)
+    max_epochs: int | None = None
+    folds: int = defaults.FOLDS     # >1: retrain the ensemble's configurations on this many folds of every row
+    fold_members: int = defaults.FOLD_MEMBERS  # how many of the ensemble's configurations to retrain
     fold_epochs: int | None = None  # epochs of each retraining (default: the configuration's own)
     predict_budget: float | None = None  # the ensemble's networks: seconds per 10,000 beats (None: no limit)
-    refit: bool = True              # retrain the ensemble's networks on every labelled row before export
+    refit: bool = defaults.REFIT    # retrain the ensemble's networks on every labelled row before export
+    long_trials: bool = False       # the budget was too short to search: the portfolio trains long instead
 
 
 @dataclass(frozen=True)
@@ -65,13 +68,20 @@ class EnsembleOptions:
     top_k: int = 30
     bagging_rounds: int = 0
     rule_folds: int = 5
-    seed: int = 0
+    seed: int = defaults.SEED
     max_members: int | None = None
-    folds: int = 0
-    fold_members: int = 5
+    folds: int = defaults.FOLDS
+    fold_members: int = defaults.FOLD_MEMBERS
     fold_epochs: int | None = None
     predict_budget: float | None = None
-    refit: bool = True
+    refit: bool = defaults.REFIT
+
+    @classmethod
+    def from_plan(cls, plan: Plan, **changes) -> EnsembleOptions:
+        """The options the experiment's plan sets (its seed, retraining and prediction budget), with `changes`."""
+        return cls(**{"seed": plan.seed, "folds": plan.folds, "fold_members": plan.fold_members,
+                      "fold_epochs": plan.fold_epochs, "predict_budget": plan.predict_budget, "refit": plan.refit,
+                      **changes})
 
 
 def _read_plan_file(run_dir: Path) -> dict:
@@ -89,7 +99,7 @@ def load_plan(run_dir: Path) -> Plan:
     known = {field.name for field in fields(Plan)}
     try:
         saved = _read_plan_file(run_dir)["plan"]
-        return Plan(**{"grace_period_s": None, **{key: value for key, value in saved.items() if key in known}})
+        return Plan(**{key: value for key, value in saved.items() if key in known})
     except (KeyError, TypeError) as error:
         raise EcgtuneError(f"{run_dir / PLAN_FILE}: unreadable ({error})") from None
 
@@ -166,7 +176,7 @@ def save_plan(run_dir: Path, plan: Plan, data: HeartbeatData, val_rows: np.ndarr
 
 
 def ensemble_experiment(run_dir: Path, options: EnsembleOptions, settings=None,
-                        refit_seconds: float | None = None) -> tuple[dict, Path]:
+                        refit_seconds: float | None = None) -> tuple[EnsembleSummary, Path]:
     """Builds and exports the ensemble of a finished or interrupted experiment; returns its summary and
     the bundle's folder.
 
@@ -202,12 +212,24 @@ def ensemble_experiment(run_dir: Path, options: EnsembleOptions, settings=None,
     bundle = export_bundle(summary, run_dir / BUNDLE_DIR, saved_fingerprint(run_dir))
     with atomic_path(run_dir / ENSEMBLE_PROBS_FILE) as temporary, open(temporary, "wb") as stream:
         np.savez(stream, probs=probs.astype(np.float32), labels=labels)
-    write_text_atomically(run_dir / ENSEMBLE_FILE, json.dumps(summary, indent=2))
+    write_text_atomically(run_dir / ENSEMBLE_FILE, json.dumps(summary.to_dict(), indent=2))
     return summary, bundle
 
 
+def read_summary(run_dir: Path) -> EnsembleSummary | None:
+    """RUNS_DIR/NAME/ensemble.json, or None before the ensemble is built."""
+    path = run_dir / ENSEMBLE_FILE
+    if not path.is_file():
+        return None
+    try:
+        return EnsembleSummary.from_dict(json.loads(path.read_text()))
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        raise EcgtuneError(f"{path}: not an ensemble summary this version can read ({error!r}); rebuild it with "
+                           "`python -m ecgtune ensemble`") from None
+
+
 def _build(members: list, labels: np.ndarray, options: EnsembleOptions, seconds_per_mac: float,
-           copies: int = 1) -> tuple[dict, np.ndarray]:
+           copies: int = 1) -> tuple[EnsembleSummary, np.ndarray]:
     """`build_ensemble` with the options. A member's cost is its networks' multiply-accumulates per beat
     (`copies`: how many networks each member will become, the folds before cross-fitting), so the same
     experiment gives the same ensemble on any machine load; the prediction budget is converted to
@@ -225,14 +247,14 @@ def _build(members: list, labels: np.ndarray, options: EnsembleOptions, seconds_
     summary, probs = build_ensemble(members, labels, size=options.size, bagging_rounds=options.bagging_rounds,
                                     decision_folds=options.rule_folds, seed=options.seed,
                                     max_members=options.max_members, max_cost=limit, member_cost=macs)
-    summary.update(cost_unit=COST_UNIT, seconds_per_mac=seconds_per_mac,
-                   predict_seconds=summary["cost"] * seconds_per_mac * COST_ROWS, predict_budget=budget)
-    for member in summary["members"]:
-        member["predict_seconds"] = member["cost"] * seconds_per_mac * COST_ROWS
-    if budget is not None and summary["predict_seconds"] > budget:
+    summary.cost_unit, summary.seconds_per_mac, summary.predict_budget = COST_UNIT, seconds_per_mac, budget
+    summary.predict_seconds = summary.cost * seconds_per_mac * COST_ROWS
+    for member in summary.members:
+        member.predict_seconds = member.cost * seconds_per_mac * COST_ROWS
+    if budget is not None and summary.predict_seconds > budget:
         counted = f", each counted {copies} times for --folds {copies}" if copies > 1 else ""
         print(f"warning: no network predicts within --predict-budget {budget:g} ({COST_UNIT}{counted}); the "
-              f"ensemble is the cheapest one alone, {summary['predict_seconds']:.2f} s. Raise the budget, or give 0 "
+              f"ensemble is the cheapest one alone, {summary.predict_seconds:.2f} s. Raise the budget, or give 0 "
               "for no limit.", file=sys.stderr)
     return summary, probs
 
@@ -244,22 +266,23 @@ def _retraining_settings(settings, plan: Plan, run_dir: Path, kind: str, request
     return replace(settings, name=f"{run_dir.name}-{kind}-{digest}", storage=plan.storage)
 
 
-def _cross_fit(run_dir: Path, plan: Plan, holdout: dict, options: EnsembleOptions, settings, seconds_per_mac: float):
+def _cross_fit(run_dir: Path, plan: Plan, holdout: EnsembleSummary, options: EnsembleOptions, settings,
+               seconds_per_mac: float):
     from ecgtune.data import kfold_splits
     from ecgtune.ensemble import load_fold_library
-    from ecgtune.trainables.tune_folds import retrain
+    from ecgtune.raytune.tune_folds import retrain
 
     configs = {}
-    for member in holdout["members"][:options.fold_members]:
-        config = read_checkpoint(Path(member["checkpoints"][0])).sampled
+    for member in holdout.members[:options.fold_members]:
+        config = read_checkpoint(Path(member.checkpoints[0])).sampled
         try:
             train = {**config["train"], "keep": "last"}
         except (KeyError, TypeError) as error:
-            raise EcgtuneError(f"{member['checkpoints'][0]}: unreadable checkpoint (its sampled configuration has "
+            raise EcgtuneError(f"{member.checkpoints[0]}: unreadable checkpoint (its sampled configuration has "
                                f"no training settings: {error!r})") from None
         if options.fold_epochs:
             train["epochs"] = options.fold_epochs
-        configs[member["trial"]] = {**config, "train": train}
+        configs[member.trial] = {**config, "train": train}
     data = load_data(plan)
     check_unchanged(run_dir, plan, data)
     with _naming_the_file(data):
@@ -276,16 +299,16 @@ def _cross_fit(run_dir: Path, plan: Plan, holdout: dict, options: EnsembleOption
                            "fewer configurations (--fold-members)")
     members = load_fold_library(Path(settings.experiment_path), list(configs), [held for _, held in folds], data.labels)
     summary, probs = _build(members, data.labels, options, seconds_per_mac)
-    summary["cross_fitted"] = {"folds": options.folds, "epochs": options.fold_epochs,
-                               "experiment": settings.experiment_path}
-    summary["holdout"] = {key: holdout[key] for key in ("members", "scores", "validation_rows")}
+    summary.cross_fitted = CrossFitting(options.folds, options.fold_epochs, settings.experiment_path)
+    summary.holdout = Holdout(holdout.members, holdout.scores, holdout.validation_rows)
     return summary, probs, data.labels
 
 
 REFIT_EMA_HORIZON = 0.1  # the refit networks keep a moving average of their weights over the last tenth
 
 
-def _refit(run_dir: Path, plan: Plan, summary: dict, members: list, settings, seconds: float | None) -> dict:
+def _refit(run_dir: Path, plan: Plan, summary: EnsembleSummary, members: list, settings,
+           seconds: float | None) -> EnsembleSummary:
     """Retrains each network of the ensemble on every labelled row, for the epochs its trial's best
     epoch found (the same passes over more rows, so its steps grow with the rows), keeping averaged
     weights; the refit networks replace the search's in the bundle. Selection and the decision rule
@@ -293,16 +316,16 @@ def _refit(run_dir: Path, plan: Plan, summary: dict, members: list, settings, se
     heaviest first while their estimated time (from their trial's pace) fits; a network whose refit
     did not finish ships as the search trained it."""
     from ecgtune.ensemble.library import fold_trial_name
-    from ecgtune.trainables.tune_folds import retrain
-    from ecgtune.trainables.tune_layout import latest_checkpoints
-    from ecgtune.trainables.tune_search import refit_margin, trial_slots
+    from ecgtune.raytune.tune_folds import retrain
+    from ecgtune.raytune.tune_layout import latest_checkpoints
+    from ecgtune.raytune.tune_search import refit_margin, trial_slots
 
     data = load_data(plan)
     check_unchanged(run_dir, plan, data)
     described = {member.trial: member.description for member in members}
     configs, slots = {}, [0.0] * trial_slots(settings)  # when each parallel slot is free, as planned
-    for member in summary["members"]:
-        description = described[member["trial"]]
+    for member in summary.members:
+        description = described[member.trial]
         epochs = max(1, int(description["best_epoch"]))
         pace = description["seconds"] / max(1, description["epochs_trained"] * description["training_rows"])
         free = slots.index(min(slots))
@@ -311,27 +334,27 @@ def _refit(run_dir: Path, plan: Plan, summary: dict, members: list, settings, se
         slots[free] += pace * len(data) * epochs
         sampled = description["sampled"]
         train = {**sampled["train"], "epochs": epochs, "keep": "last", "ema_horizon": REFIT_EMA_HORIZON}
-        configs[member["trial"]] = {**sampled, "train": train}
-    summary["refit"] = {"rows": len(data), "planned_seconds": max(slots), "networks": 0}
+        configs[member.trial] = {**sampled, "train": train}
+    summary.refit = Refit(rows=len(data), planned_seconds=max(slots), networks=0)
     if not configs:
         print("refit: no time left to retrain any network on every row; the search's networks ship", file=sys.stderr)
         return summary
     settings = _retraining_settings(settings, plan, run_dir, "refit", {"configs": configs})
-    print(f"refit: retraining {len(configs)} of {len(summary['members'])} network(s) on all {len(data)} labelled rows "
+    print(f"refit: retraining {len(configs)} of {len(summary.members)} network(s) on all {len(data)} labelled rows "
           f"in {settings.experiment_path}", file=sys.stderr)
     every_row = [(np.arange(len(data)), np.empty(0, dtype=np.int64))]
     retrain(settings, data, configs, every_row, time_budget_s=seconds)
     newest = latest_checkpoints(Path(settings.experiment_path))
-    for member in summary["members"]:
-        folder = newest.get(fold_trial_name(member["trial"], 0))
-        wanted = configs.get(member["trial"], {}).get("train", {}).get("epochs")
+    for member in summary.members:
+        folder = newest.get(fold_trial_name(member.trial, 0))
+        wanted = configs.get(member.trial, {}).get("train", {}).get("epochs")
         finished = folder is not None and wanted is not None and read_checkpoint(folder).epochs_trained == wanted
-        member["refit"] = finished
+        member.refit = finished
         if finished:
-            member["search_checkpoints"], member["checkpoints"] = member["checkpoints"], [str(folder)]
-            summary["refit"]["networks"] += 1
-    summary["refit"]["experiment"] = settings.experiment_path
-    if summary["refit"]["networks"] < len(configs):
-        print(f"warning: {len(configs) - summary['refit']['networks']} refit(s) did not finish in time; those "
+            member.search_checkpoints, member.checkpoints = member.checkpoints, [str(folder)]
+            summary.refit.networks += 1
+    summary.refit.experiment = settings.experiment_path
+    if summary.refit.networks < len(configs):
+        print(f"warning: {len(configs) - summary.refit.networks} refit(s) did not finish in time; those "
               "networks ship as the search trained them", file=sys.stderr)
     return summary

@@ -8,6 +8,7 @@ import io
 import json
 import time
 import warnings
+from dataclasses import asdict
 from importlib import metadata
 from pathlib import Path
 
@@ -27,6 +28,7 @@ from ecgtune.bundle import (
     sha256_of,
 )
 from ecgtune.checkpoint import Checkpoint, load_network, read_checkpoint
+from ecgtune.ensemble.summary import EnsembleSummary
 from ecgtune.models import create_model
 
 PARITY_TOLERANCE = 1e-4
@@ -82,8 +84,8 @@ def seconds_per_mac(timed_rows: int = 1024, repeats: int = 3) -> float:
     return min(timings) / (timed_rows * count_macs(network, CALIBRATION_LENGTH))
 
 
-def export_bundle(summary: dict, out_dir: Path, data_fingerprint: dict, seed: int = 0) -> Path:
-    """Writes the ensemble described by `summary` (see `ecgtune.ensemble.build_ensemble`) as a bundle.
+def export_bundle(summary: EnsembleSummary, out_dir: Path, data_fingerprint: dict, seed: int = 0) -> Path:
+    """Writes the ensemble `summary` describes (see `ecgtune.ensemble.build_ensemble`) as a bundle.
 
     The ONNX graph is checked against the PyTorch ensemble on random beats, and the manifest against
     what `load_bundle` requires, before the bundle is written. It is built beside `out_dir` and swapped
@@ -93,11 +95,11 @@ def export_bundle(summary: dict, out_dir: Path, data_fingerprint: dict, seed: in
     import onnxruntime
 
     networks, weights, records = [], [], []
-    for member in summary["members"]:
-        for folder in member["checkpoints"]:
+    for member in summary.members:
+        for folder in member.checkpoints:
             network, checkpoint = load_member(Path(folder))
             networks.append(network)
-            weights.append(member["weight"] / len(member["checkpoints"]))
+            weights.append(member.weight / len(member.checkpoints))
         records.append(checkpoint)
     ensemble = WeightedSoftmaxAverage(networks, torch.tensor(weights, dtype=torch.float32)).eval()
     signal_length, n_classes = records[0].signal_length, records[0].n_classes
@@ -118,11 +120,11 @@ def export_bundle(summary: dict, out_dir: Path, data_fingerprint: dict, seed: in
             "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
             "signal_length": signal_length,
             "n_classes": n_classes,
-            "members": [{**member, "config": checkpoint.model_config, "train_config": checkpoint.train_config,
-                         "imbalance": checkpoint.imbalance}
-                        for member, checkpoint in zip(summary["members"], records)],
-            "decision_rule": summary["decision_rule"],
-            "validation_scores": summary["scores"],
+            "members": [{**asdict(member), "config": checkpoint.model_config,
+                         "train_config": checkpoint.train_config, "imbalance": checkpoint.imbalance}
+                        for member, checkpoint in zip(summary.members, records)],
+            "decision_rule": summary.decision_rule.to_dict(),
+            "validation_scores": summary.scores,
             "training_data": data_fingerprint,
             "onnx_parity_max_difference": difference,
             "versions": {name: _version(name) for name in ("ecgtune", "torch", "numpy", "onnx", "onnxruntime")},

@@ -1,7 +1,7 @@
 """The experiment's report: RUNS_DIR/NAME/report.html, one self-contained page with its images embedded.
 
-It shows the leaderboard, the search's progress, parameter importances (Optuna's fANOVA on a study
-rebuilt from the trials' results), the ensemble's members, weights and selection trajectory, its
+It shows the leaderboard, the search's progress, parameter importances (Optuna's fANOVA on the
+search's study, `ecgtune.analysis`), the ensemble's members, weights and selection trajectory, its
 confusion matrices, the decision rule, and every score labelled as a selection figure (these rows
 chose it) or an honest one. It is written from the files an experiment leaves, so it also works for
 an interrupted one.
@@ -15,7 +15,6 @@ import html
 import io
 import json
 import time
-import warnings
 import zipfile
 from pathlib import Path
 
@@ -23,43 +22,14 @@ import numpy as np
 
 from ecgtune.atomic import write_text_atomically
 from ecgtune.errors import EcgtuneError
-from ecgtune.experiment import ENSEMBLE_FILE, ENSEMBLE_PROBS_FILE, LEADERBOARD_FILE, Plan, load_plan, saved_fingerprint
+from ecgtune.ensemble.summary import SCORES, EnsembleSummary
+from ecgtune.experiment import (ENSEMBLE_FILE, ENSEMBLE_PROBS_FILE, LEADERBOARD_FILE, OPTUNA_JOURNAL, Plan, load_plan,
+                                read_summary, saved_fingerprint)
 from ecgtune.report import LEADERBOARD_COLUMNS, format_prediction_cost, leaderboard_tables, member_columns, member_rows
 from ecgtune.storage import is_remote
 
 REPORT_FILE = "report.html"
-MIN_TRIALS_FOR_IMPORTANCE = 4
 FAMILY_COLOURS = ("#4e79a7", "#f28e2b", "#59a14f", "#e15759", "#76b7b2", "#b07aa1", "#9c755f", "#edc948")
-
-SELECTION, HONEST = "selection", "honest"
-HOLDOUT_TRUST = {
-    "best_single_argmax": (SELECTION, "the search ranked its trials on these rows"),
-    "best_single_median_rule": (SELECTION, "the search ranked its trials on these rows"),
-    "best_single_learned_rule": (SELECTION, "the search ranked its trials on these rows; thresholds fitted on them"),
-    "ensemble_argmax": (SELECTION, "members and weights chosen on these rows"),
-    "ensemble_median_rule": (SELECTION, "members and weights chosen on these rows"),
-    "ensemble_learned_rule": (SELECTION, "members, weights and thresholds fitted on these rows"),
-    "ensemble_learned_rule_cross_fitted": (HONEST + " for the rule",
-                                           "thresholds scored on folds they were not fitted on; members "
-                                           "still chosen on these rows"),
-    "unlimited_ensemble_learned_rule": (SELECTION, "what the ensemble would score without the prediction-cost "
-                                                   "limit; members, weights and thresholds fitted on these rows"),
-}
-OUT_OF_FOLD = "no network trained on the row it predicts, but the configurations were chosen on part of these rows"
-CROSS_FITTED_TRUST = {
-    "best_single_argmax": (SELECTION, f"the best of the retrained configurations on these rows; {OUT_OF_FOLD}"),
-    "best_single_median_rule": (SELECTION, f"the best of the retrained configurations on these rows; {OUT_OF_FOLD}"),
-    "best_single_learned_rule": (SELECTION, f"the best of the retrained configurations, thresholds fitted on these "
-                                            f"rows; {OUT_OF_FOLD}"),
-    "ensemble_argmax": (SELECTION, f"weights fitted on these rows; {OUT_OF_FOLD}"),
-    "ensemble_median_rule": (SELECTION, f"weights fitted on these rows; {OUT_OF_FOLD}"),
-    "ensemble_learned_rule": (SELECTION, f"weights and thresholds fitted on these rows; {OUT_OF_FOLD}"),
-    "ensemble_learned_rule_cross_fitted": (HONEST + " for the rule",
-                                           f"thresholds scored on folds they were not fitted on; weights fitted on "
-                                           f"these rows; {OUT_OF_FOLD}"),
-    "unlimited_ensemble_learned_rule": (SELECTION, f"without the prediction-cost limit; {OUT_OF_FOLD}"),
-}
-
 
 def write_report(run_dir: Path) -> Path:
     """Writes RUNS_DIR/NAME/report.html from the experiment's files and returns its path."""
@@ -68,16 +38,11 @@ def write_report(run_dir: Path) -> Path:
     matplotlib.use("Agg")
     plan = load_plan(run_dir)
     histories = read_histories(Path(plan.storage) / run_dir.name) if not is_remote(plan.storage) else {}
-    summary_path = run_dir / ENSEMBLE_FILE
-    summary = _read(summary_path, lambda path: json.loads(path.read_text())) if summary_path.exists() else None
-    sections = [_timings(run_dir), _leaderboard(run_dir), _progress(histories), _importances(histories, plan)]
-    try:
-        sections.insert(0, _overview(run_dir, plan, histories, summary))
-        if summary is not None:
-            sections += [_scores(summary), _members(summary), _decisions(run_dir, summary)]
-    except (KeyError, TypeError, ValueError, IndexError) as error:
-        raise EcgtuneError(f"{summary_path}: not an ensemble summary this version can read ({error!r}); "
-                           "rebuild it with `python -m ecgtune ensemble`") from None
+    summary = read_summary(run_dir)
+    sections = [_overview(run_dir, plan, histories, summary), _timings(run_dir), _leaderboard(run_dir),
+                _progress(histories), _importances(run_dir, plan)]
+    if summary is not None:
+        sections += [_scores(summary), _members(summary), _decisions(run_dir, summary)]
     page = PAGE.format(title=html.escape(f"ecgtune: {run_dir.name}"), body="\n".join(sections),
                        created=time.strftime("%Y-%m-%d %H:%M:%S"))
     write_text_atomically(run_dir / REPORT_FILE, page)
@@ -95,7 +60,7 @@ def _read(path: Path, reader):
 def read_histories(experiment_dir: Path) -> dict[str, list[dict]]:
     """Every trial's per-epoch results (those that carry a validation score), by trial folder."""
     # Imported here, not at the top: the search layer's package imports torch.
-    from ecgtune.trainables.tune_layout import trial_results
+    from ecgtune.raytune.tune_layout import trial_results
 
     histories = {}
     for trial, results in trial_results(experiment_dir).items():
@@ -105,53 +70,7 @@ def read_histories(experiment_dir: Path) -> dict[str, list[dict]]:
     return histories
 
 
-def parameter_importances(histories: dict[str, list[dict]], plan: Plan) -> dict[str, dict[str, float]]:
-    """fANOVA importances for the best validation abs-sum: over all trials (the parameters every family
-    shares, the family among them) and within each family with enough trials."""
-    import optuna
-
-    from ecgtune.search_spaces import EpochBudget, define_search_space
-
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    budget = EpochBudget(plan.min_epochs, plan.max_epochs)
-    finished = [(_flat_params(records[-1]["config"]), min(r["val_abs_sum"] for r in records))
-                for records in histories.values() if "config" in records[-1]]
-    groups = {"all families": (plan.families, finished)}
-    for family in plan.families:
-        groups[family] = ([family], [(params, value) for params, value in finished if params["family"] == family])
-    importances = {}
-    for title, (families, trials) in groups.items():
-        if len(trials) < MIN_TRIALS_FOR_IMPORTANCE:
-            continue
-        study = optuna.create_study(direction="minimize")
-        for params, value in trials:
-            study.enqueue_trial(params)
-            trial = study.ask()
-            define_search_space(trial, families, budget)
-            study.tell(trial, value)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            try:
-                found = optuna.importance.get_param_importances(
-                    study, evaluator=optuna.importance.FanovaImportanceEvaluator(seed=0))
-            except (ValueError, RuntimeError):
-                continue  # every trial alike in every parameter: nothing to attribute
-        if found:
-            importances[title] = found
-    return importances
-
-
-def _flat_params(config: dict) -> dict:
-    flat = {}
-    for key, value in config.items():
-        if isinstance(value, dict):
-            flat.update({f"{key}/{inner}": item for inner, item in value.items()})
-        else:
-            flat[key] = value
-    return flat
-
-
-def _overview(run_dir: Path, plan: Plan, histories: dict, summary: dict | None) -> str:
+def _overview(run_dir: Path, plan: Plan, histories: dict, summary: EnsembleSummary | None) -> str:
     fingerprint = saved_fingerprint(run_dir)
     facts = [
         ("data", plan.data or f"embedded synthetic beats ({plan.rows} rows)"),
@@ -164,9 +83,9 @@ def _overview(run_dir: Path, plan: Plan, histories: dict, summary: dict | None) 
         ("validation", f"stratified {plan.val_fraction:.0%} holdout, seed {plan.seed}"),
     ]
     if summary is not None:
-        score = summary["scores"]["ensemble_learned_rule_cross_fitted"]
-        facts.append(("ensemble", f"{len(summary['members'])} members; {score:.1f} abs-sum on "
-                                  f"{summary['validation_rows']} rows with the decision rule cross-fitted"))
+        score = summary.scores["ensemble_learned_rule_cross_fitted"]
+        facts.append(("ensemble", f"{len(summary.members)} members; {score:.1f} abs-sum on "
+                                  f"{summary.validation_rows} rows with the decision rule cross-fitted"))
     rows = "".join(f"<tr><th>{html.escape(k)}</th><td>{html.escape(str(v))}</td></tr>" for k, v in facts)
     return f"<h1>Experiment {html.escape(run_dir.name)}</h1><table class='facts'>{rows}</table>"
 
@@ -261,59 +180,62 @@ def _running_best(points: list[tuple[float, float]]) -> tuple[list[float], list[
     return times, scores
 
 
-def _importances(histories: dict[str, list[dict]], plan: Plan) -> str:
+def _importances(run_dir: Path, plan: Plan) -> str:
     import matplotlib.pyplot as plt
 
-    importances = parameter_importances(histories, plan)
+    from ecgtune.analysis import FEW_TRIALS_FOR_IMPORTANCE, MIN_TRIALS_FOR_IMPORTANCE, study_importances
+
+    importances = study_importances(run_dir / OPTUNA_JOURNAL, run_dir.name, plan.families)
     title = "<h2>Parameter importances</h2>"
-    if not importances:
-        return (f"{title}<p>Too few trials for importances (at least {MIN_TRIALS_FOR_IMPORTANCE} "
-                "are needed in a group).</p>")
-    figure, axes = plt.subplots(1, len(importances), figsize=(4.2 * len(importances), 4.2), squeeze=False)
-    for axis, (group, found) in zip(axes[0], importances.items()):
+    if not importances.by_group:
+        return (f"{title}<p>Too few finished trials in the search's Optuna journal for importances (at least "
+                f"{MIN_TRIALS_FOR_IMPORTANCE} are needed in a group).</p>")
+    groups = importances.by_group
+    figure, axes = plt.subplots(1, len(groups), figsize=(4.2 * len(groups), 4.2), squeeze=False)
+    for axis, (group, found) in zip(axes[0], groups.items()):
         names = list(found)[:10][::-1]
         axis.barh(names, [found[name] for name in names], color="#4e79a7")
-        axis.set(title=group, xlabel="importance (fANOVA)")
+        axis.set(title=f"{group} ({importances.trials[group]} trials)", xlabel="importance (fANOVA)")
         axis.tick_params(axis="y", labelsize=7)
-    return (f"{title}<p>Optuna's fANOVA on a study rebuilt from the trials' best validation abs-sum. "
-            "Across families only the shared parameters compare; each family with at least "
-            f"{MIN_TRIALS_FOR_IMPORTANCE} trials gets its own panel.</p>" + _image(figure))
+    few = [group for group, count in importances.trials.items() if count < FEW_TRIALS_FOR_IMPORTANCE]
+    caution = (f" <b>Rough:</b> {', '.join(few)} had fewer than {FEW_TRIALS_FOR_IMPORTANCE} trials, so their "
+               "importances are a hint, not a finding." if few else "")
+    return (f"{title}<p>Optuna's fANOVA on the search's own study (optuna.journal; optuna-dashboard shows it too), "
+            "from each finished trial's last validation abs-sum. Across families only the shared parameters "
+            f"compare; each family with at least {MIN_TRIALS_FOR_IMPORTANCE} trials gets its own panel.{caution}</p>"
+            + _image(figure))
 
 
-def _scores(summary: dict) -> str:
-    from ecgtune.ensemble import SCORE_TITLES
-
-    cross_fitted = summary.get("cross_fitted")
-    trust = CROSS_FITTED_TRUST if cross_fitted else HOLDOUT_TRUST
-    rows = [{"stage": SCORE_TITLES[key], "abs_sum": value, "kind": trust[key][0], "why": trust[key][1]}
-            for key, value in summary["scores"].items()]
+def _scores(summary: EnsembleSummary) -> str:
+    cross_fitted = summary.cross_fitted
+    rows = [{"stage": SCORES[key].title, "abs_sum": value, "kind": SCORES[key].trust,
+             "why": SCORES[key].on_out_of_fold if cross_fitted else SCORES[key].on_holdout}
+            for key, value in summary.scores.items()]
     rows_kind = "out-of-fold rows (every labelled row)" if cross_fitted else "holdout validation rows"
-    parts = [f"<h2>Scores</h2><p>Abs-sum on {summary['validation_rows']} {rows_kind}; lower is better. "
+    parts = [f"<h2>Scores</h2><p>Abs-sum on {summary.validation_rows} {rows_kind}; lower is better. "
              "<b>selection</b>: these rows took part in choosing what is scored, so the figure is optimistic; "
              "<b>honest</b>: scored on rows that did not fit what is named.</p>",
              _table(rows, (("stage", "stage", "{}"), ("abs_sum", "abs-sum", "{:.1f}"), ("kind", "kind", "{}"),
                            ("why", "why", "{}")))]
     if cross_fitted:
-        holdout = [{"stage": SCORE_TITLES[key], "abs_sum": value}
-                   for key, value in summary["holdout"]["scores"].items()]
-        parts.append(f"<h3>Before cross-fitting: the holdout ensemble ({summary['holdout']['validation_rows']} "
+        holdout = [{"stage": SCORES[key].title, "abs_sum": value} for key, value in summary.holdout.scores.items()]
+        parts.append(f"<h3>Before cross-fitting: the holdout ensemble ({summary.holdout.validation_rows} "
                      f"rows)</h3>{_table(holdout, (('stage', 'stage', '{}'), ('abs_sum', 'abs-sum', '{:.1f}')))}")
     return "".join(parts)
 
 
-def _members(summary: dict) -> str:
+def _members(summary: EnsembleSummary) -> str:
     import matplotlib.pyplot as plt
 
-    members = summary["members"]
+    members = summary.members
     figure, (weights_axis, path_axis) = plt.subplots(1, 2, figsize=(11, max(3.0, 0.35 * len(members) + 1.5)))
-    labels = [f"{m['family']} {m['trial'].rsplit('_', 1)[-1]}" for m in members][::-1]
-    families = sorted({m["family"] for m in members})
+    labels = [f"{m.family} {m.trial.rsplit('_', 1)[-1]}" for m in members][::-1]
+    families = sorted({m.family for m in members})
     colour_of = dict(zip(families, _colours(len(families))))
-    weights_axis.barh(labels, [m["weight"] for m in members][::-1],
-                      color=[colour_of[m["family"]] for m in members][::-1])
+    weights_axis.barh(labels, [m.weight for m in members][::-1], color=[colour_of[m.family] for m in members][::-1])
     weights_axis.set(title="Members and weights", xlabel="weight")
     weights_axis.tick_params(axis="y", labelsize=8)
-    steps, kept = summary["trajectory"], summary["kept_steps"]
+    steps, kept = summary.trajectory, summary.kept_steps
     path_axis.plot(range(1, len(steps) + 1), [step["abs_sum"] for step in steps], marker=".", color="#4e79a7")
     if kept is None:
         path_axis.set(title="Greedy selection, every bagging round in turn")
@@ -324,27 +246,26 @@ def _members(summary: dict) -> str:
         path_axis.set(title="Greedy selection trajectory")
     path_axis.set(xlabel="selection step", ylabel="abs-sum, argmax")
     table = _table(member_rows(summary), member_columns(summary))
-    library = (f"{len(summary['library'])} configurations retrained on {summary['cross_fitted']['folds']} folds"
-               if summary.get("cross_fitted") else f"{len(summary['library'])} checkpoints")
+    library = (f"{len(summary.library)} configurations retrained on {summary.cross_fitted.folds} folds"
+               if summary.cross_fitted else f"{len(summary.library)} checkpoints")
     return ("<h2>Ensemble</h2><p>Greedy forward selection with replacement (Caruana et al., 2004) from a library "
             f"of {library}, from the best member; a step was kept only when a bootstrap over the rows found it "
             "better than the last kept one in 90 % of resamples.</p>"
             + _image(figure) + table + f"<p>{html.escape(format_prediction_cost(summary))}</p>")
 
 
-def _decisions(run_dir: Path, summary: dict) -> str:
+def _decisions(run_dir: Path, summary: EnsembleSummary) -> str:
     import matplotlib.pyplot as plt
 
-    from ecgtune.ensemble import DecisionRule
+    from ecgtune.analysis import confusion_matrix
     from ecgtune.metrics import argmax_decisions
 
-    rule_spec = summary["decision_rule"]
-    rule = DecisionRule(np.asarray(rule_spec["thresholds"]), rule_spec["fallback"])
+    rule = summary.decision_rule
     thresholds = "".join(f"<tr><th>class {k}</th><td class='num'>{t:.2f}</td></tr>"
-                         for k, t in enumerate(rule_spec["thresholds"]))
-    scores = summary["scores"]
+                         for k, t in enumerate(rule.thresholds))
+    scores = summary.scores
     text = ("<h2>Decision rule</h2><p>Per class the L1-optimal output is 1 where the probability clears the class's "
-            f"threshold; rows where no class clears it get <b>{html.escape(rule_spec['fallback'])}</b>. Ensemble "
+            f"threshold; rows where no class clears it get <b>{html.escape(rule.fallback)}</b>. Ensemble "
             f"abs-sum: argmax {scores['ensemble_argmax']:.1f}, 0.5 rule {scores['ensemble_median_rule']:.1f}, "
             f"learned rule {scores['ensemble_learned_rule']:.1f} "
             f"(cross-fitted {scores['ensemble_learned_rule_cross_fitted']:.1f}).</p>"
@@ -354,14 +275,12 @@ def _decisions(run_dir: Path, summary: dict) -> str:
         return text
     probs, labels = _read(path, _saved_probs)
     n_classes = probs.shape[1]
-    if n_classes != len(rule_spec["thresholds"]) or len(probs) != len(labels):
+    if n_classes != len(rule.thresholds) or len(probs) != len(labels):
         raise EcgtuneError(f"{path}: probabilities of shape {probs.shape} do not match {ENSEMBLE_FILE}")
     figure, axes = plt.subplots(1, 2, figsize=(11, 4.4))
     for axis, (title, decisions) in zip(axes, (("argmax", argmax_decisions(probs)),
                                                ("learned rule", rule.decide(probs)))):
-        predicted = np.where(decisions.max(axis=1) >= 1.0, decisions.argmax(axis=1), n_classes)
-        matrix = np.zeros((n_classes, n_classes + 1), dtype=int)
-        np.add.at(matrix, (labels, predicted), 1)
+        matrix = confusion_matrix(labels, decisions)
         shares = matrix / np.maximum(matrix.sum(axis=1, keepdims=True), 1)
         axis.imshow(shares, cmap="Blues", vmin=0, vmax=1)
         for (row, column), count in np.ndenumerate(matrix):

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import shlex
 import shutil
+import statistics
 import sys
 import time
 import warnings
@@ -20,7 +21,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from ecgtune import experiment, trust
+from ecgtune import defaults, experiment, trust
 from ecgtune.atomic import write_text_atomically
 from ecgtune.errors import DataWarning, EcgtuneError, Interrupted
 from ecgtune.storage import is_remote
@@ -30,7 +31,8 @@ REFIT_MAX_SHARE = 0.3                 # of the budget, at most, for retraining t
 FINISH_SHARE, FINISH_MIN_S = 0.05, 20.0  # of the budget (at least 20 s): ensemble, export and report
 MIN_FREE_BYTES = 256 * 2**20  # a smoke search filled a 50 MB disk; checkpoints and Ray's state need room
 MIN_VALIDATION_ROWS_PER_CLASS = 30  # below this a class's threshold moves with a row or two
-DEFAULT_GPUS_PER_TRIAL = 0.125  # eight trials per GPU: 3-6x one trial's throughput on an H100 (BENCHMARKS 11e)
+SEARCH_MIN_EPOCHS = 120  # epochs in all, over every trial; the laptop main job buys about 200 (BENCHMARKS 11g)
+LONG_TRIAL_SHARE = 0.85  # of the search's time for a long trial's training: its validation passes need the rest
 
 
 @dataclass
@@ -66,21 +68,21 @@ class Resources:
     """Where the trials run: this invocation's choice, not part of the plan (a resumed run may differ)."""
 
     address: str | None = None
-    cpus_per_trial: float = 1.0
-    gpus_per_trial: float | None = None   # None: DEFAULT_GPUS_PER_TRIAL when the cluster has GPUs, else 0
+    cpus_per_trial: float = defaults.CPUS_PER_TRIAL
+    gpus_per_trial: float | None = None   # None: defaults.GPUS_PER_TRIAL when the cluster has GPUs, else 0
     max_concurrent: int | None = None
-    max_failures: int = 2
+    max_failures: int = defaults.MAX_FAILURES
 
 
 def search_settings(plan: experiment.Plan, resources: Resources, run_dir: Path, time_budget_s: float | None = None):
     """The plan plus the resources as the search layer's settings (on resume, Ray keeps the experiment's
     saved retry and concurrency settings)."""
     from ecgtune.search_spaces import EpochBudget
-    from ecgtune.trainables import tune_search
+    from ecgtune.raytune import tune_search
 
     gpus = resources.gpus_per_trial
     if gpus is None:
-        gpus = DEFAULT_GPUS_PER_TRIAL if tune_search.cluster_gpus() > 0 else 0.0
+        gpus = defaults.GPUS_PER_TRIAL if tune_search.cluster_gpus() > 0 else 0.0
     return tune_search.SearchSettings(
         families=plan.families, name=run_dir.name, storage=plan.storage, num_samples=plan.num_samples,
         time_budget_s=time_budget_s, searcher=plan.searcher, scheduler=plan.scheduler,
@@ -89,7 +91,7 @@ def search_settings(plan: experiment.Plan, resources: Resources, run_dir: Path, 
         budget=EpochBudget(plan.min_epochs, plan.max_epochs) if plan.min_epochs and plan.max_epochs else EpochBudget(),
         cpus_per_trial=resources.cpus_per_trial,
         gpus_per_trial=gpus, max_concurrent=resources.max_concurrent, max_failures=resources.max_failures,
-        seed=plan.seed, journal=str(run_dir.resolve() / experiment.OPTUNA_JOURNAL),
+        seed=plan.seed, journal=str(run_dir.resolve() / experiment.OPTUNA_JOURNAL), portfolio_first=plan.long_trials,
     )
 
 
@@ -110,29 +112,61 @@ def settle_epochs(plan: experiment.Plan, settings, clock: Clock, data, training_
     """The plan with its epoch range settled: what the user gave; with a time budget, the rest from the
     trials' measured pace (`EpochBudget.fitting`), so that a search whose budget pays for long trials
     (on a GPU, or on small data) trains them long enough; without one, or when the pace could not be
-    measured, the defaults."""
+    measured, the defaults. A budget too short to search (`too_short_to_search`) trains the searcher's
+    first points instead, one per parallel slot, each for as many epochs as the search's time pays for."""
     from ecgtune.search_spaces import EpochBudget
-    from ecgtune.trainables import tune_search
 
     if plan.min_epochs and plan.max_epochs:
         return plan
     budget = EpochBudget()
     if clock.budget_s is not None:
-        pace = tune_search.measure_pace(settings, data.signal_length, data.n_classes)
-        if pace is None:
-            print(f"warning: the cluster did not time the networks within {tune_search.PACE_TIMEOUT_S:.0f} s; "
-                  f"trials sample the default {budget.min_epochs}-{budget.max_epochs} epochs", file=sys.stderr)
-        else:
-            epoch_seconds, seconds = pace * training_rows, search_time(clock)
-            budget = EpochBudget.fitting(seconds, epoch_seconds)
-            print(f"epochs: {budget.min_epochs}-{budget.max_epochs} per trial (an epoch of {training_rows:,} rows "
-                  f"takes about {epoch_seconds:.1f} s per trial with {tune_search.trial_slots(settings)} at once; "
-                  f"the search has about {seconds / 60:.1f} min)", file=sys.stderr)
+        fitted = _fit_to_pace(plan, settings, search_time(clock), data, training_rows)
+        if isinstance(fitted, experiment.Plan):
+            return fitted
+        budget = fitted or budget
     if plan.min_epochs:  # the user's shortest, and at least that for the longest
         return replace(plan, max_epochs=max(budget.max_epochs, plan.min_epochs))
     if plan.max_epochs:
         return replace(plan, min_epochs=min(budget.min_epochs, plan.max_epochs))
     return replace(plan, min_epochs=budget.min_epochs, max_epochs=budget.max_epochs)
+
+
+def _fit_to_pace(plan: experiment.Plan, settings, seconds: float, data, training_rows: int):
+    """Times the networks on the cluster; returns the epoch range that `seconds` of search pay for, or
+    the plan of long trials when they pay for too few epochs to search, or None when unmeasured."""
+    from ecgtune.raytune import tune_search
+    from ecgtune.search_spaces import EpochBudget, point_network
+    from ecgtune.search_spaces.families import COMPACT
+
+    slots = tune_search.trial_slots(settings)
+    compact = [(family, COMPACT[family]) for family in settings.families]
+    long_trials = [point_network(point)
+                   for point in tune_search.first_points(replace(settings, portfolio_first=True))[:slots]]
+    paces = tune_search.measure_pace(settings, data.signal_length, data.n_classes, compact + long_trials)
+    if paces is None:
+        print(f"warning: the cluster did not time the networks within {tune_search.PACE_TIMEOUT_S:.0f} s; "
+              "trials sample the default epochs", file=sys.stderr)
+        return None
+    epoch_seconds = statistics.median(paces[:len(compact)]) * training_rows
+    pace_words = (f"an epoch of {training_rows:,} rows takes about {epoch_seconds:.1f} s per trial with {slots} at "
+                  f"once; the search has about {seconds / 60:.1f} min")
+    if not plan.min_epochs and not plan.max_epochs and too_short_to_search(seconds, epoch_seconds, slots):
+        epochs = max(1, int(LONG_TRIAL_SHARE * seconds / (max(paces[len(compact):]) * training_rows)))
+        print(f"epochs: {epochs} for each of {slots} trial(s), the searcher's first points: the budget buys about "
+              f"{seconds * slots / epoch_seconds:.0f} epochs in all, too few to search ({pace_words}). A longer "
+              "--time-budget, or --min-epochs and --max-epochs, searches instead", file=sys.stderr)
+        return replace(plan, min_epochs=epochs, max_epochs=epochs, num_samples=slots, scheduler="fifo",
+                       long_trials=True)
+    budget = EpochBudget.fitting(seconds, epoch_seconds)
+    print(f"epochs: {budget.min_epochs}-{budget.max_epochs} per trial ({pace_words})", file=sys.stderr)
+    return budget
+
+
+def too_short_to_search(search_seconds: float, epoch_seconds: float, slots: int) -> bool:
+    """Whether the search's time buys fewer than SEARCH_MIN_EPOCHS epochs over all its parallel slots.
+    Then a search spreads them over trials too short to learn, and good configurations trained long
+    do better (BENCHMARKS 11g: 2 CPU cores with 51,542 training rows buy about 33 epochs in 10 minutes)."""
+    return search_seconds * slots / epoch_seconds < SEARCH_MIN_EPOCHS
 
 
 def run_search(plan: experiment.Plan, resources: Resources, run_dir: Path, resume: bool = False,
@@ -173,7 +207,7 @@ def _run_stages(plan: experiment.Plan, resources: Resources, run_dir: Path, resu
         print(f"data: {data.source}: {len(data)} rows x {data.signal_length} samples, {data.n_classes} classes "
               f"(train {len(train_rows)}, validation {len(val_rows)})", file=sys.stderr)
         warn_of_few_validation_rows(data.labels[val_rows], data.source)
-        from ecgtune.trainables import tune_search
+        from ecgtune.raytune import tune_search
 
         tune_search.start_ray(resources.address)
         settings = search_settings(plan, resources, run_dir)
@@ -211,9 +245,7 @@ def _run_stages(plan: experiment.Plan, resources: Resources, run_dir: Path, resu
           f"{settings.experiment_path}")
     summary = bundle = None
     if not is_remote(settings.storage):
-        options = experiment.EnsembleOptions(seed=plan.seed, folds=plan.folds, fold_members=plan.fold_members,
-                                             fold_epochs=plan.fold_epochs, predict_budget=plan.predict_budget,
-                                             refit=plan.refit)
+        options = experiment.EnsembleOptions.from_plan(plan)
         with clock.stage("ensemble, refit and export"):
             refit_seconds = _refit_seconds(clock)
             summary, bundle = experiment.ensemble_experiment(run_dir, options, settings, refit_seconds=refit_seconds)

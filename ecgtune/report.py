@@ -5,11 +5,13 @@ from __future__ import annotations
 import csv
 import io
 from collections.abc import Sequence
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
 
 from ecgtune.atomic import write_text_atomically
+from ecgtune.ensemble.summary import EnsembleSummary
 
 LEADERBOARD_COLUMNS = (
     ("rank", "rank", "{}"),
@@ -67,63 +69,63 @@ def write_csv(rows: Sequence[dict], path: Path) -> None:
     write_text_atomically(path, buffer.getvalue())
 
 
-def format_ensemble(summary: dict) -> str:
+def format_ensemble(summary: EnsembleSummary) -> str:
     """The ensemble's members and weights, its decision rule, and the validation abs-sum of each stage."""
-    from ecgtune.ensemble import SCORE_TITLES
+    from ecgtune.ensemble import SCORES
 
-    cross_fitted = summary.get("cross_fitted")
+    cross_fitted = summary.cross_fitted
     rows_scored = "out-of-fold" if cross_fitted else "validation"
     members = format_table(member_rows(summary), columns=member_columns(summary))
     scores = format_table(
-        [{"stage": SCORE_TITLES[key], "abs_sum": value} for key, value in summary["scores"].items()],
+        [{"stage": SCORES[key].title, "abs_sum": value} for key, value in summary.scores.items()],
         columns=(("stage", "stage", "{}"),
-                 ("abs_sum", f"{rows_scored} abs-sum ({summary['validation_rows']} rows)", "{:.1f}")),
+                 ("abs_sum", f"{rows_scored} abs-sum ({summary.validation_rows} rows)", "{:.1f}")),
     )
-    rule = summary["decision_rule"]
-    thresholds = ", ".join(f"{t:.2f}" for t in rule["thresholds"])
+    rule = summary.decision_rule
+    thresholds = ", ".join(f"{t:.2f}" for t in rule.thresholds)
     if cross_fitted:
-        title = (f"Cross-fitted ensemble of {len(summary['members'])} configurations x {cross_fitted['folds']} "
+        title = (f"Cross-fitted ensemble of {len(summary.members)} configurations x {cross_fitted.folds} "
                  f"folds (each row predicted by models that never trained on it)")
         caveat = ("(The weights and thresholds were fitted on these out-of-fold rows: in-sample for them,\n"
                   f"honest for the networks. Holdout ensemble before cross-fitting: "
-                  f"{summary['holdout']['scores']['ensemble_learned_rule']:.1f} on "
-                  f"{summary['holdout']['validation_rows']} rows.)")
+                  f"{summary.holdout.scores['ensemble_learned_rule']:.1f} on "
+                  f"{summary.holdout.validation_rows} rows.)")
     else:
-        title = f"Ensemble of {len(summary['members'])} members (from a library of {len(summary['library'])})"
+        title = f"Ensemble of {len(summary.members)} members (from a library of {len(summary.library)})"
         caveat = "(The ensemble was selected on these rows, so its figures are optimistic.)"
     return (f"{title}\n{members}\n{format_prediction_cost(summary)}\n\nDecision rule: thresholds {thresholds}; "
-            f"rows below every threshold: {rule['fallback']}\n\n{scores}\n{caveat}")
+            f"rows below every threshold: {rule.fallback}\n\n{scores}\n{caveat}")
 
 
-def member_columns(summary: dict) -> tuple:
+def member_columns(summary: EnsembleSummary) -> tuple:
     """The columns of the ensemble's members table (terminal and report)."""
-    rows_scored = "out-of-fold" if summary.get("cross_fitted") else "validation"
+    rows_scored = "out-of-fold" if summary.cross_fitted else "validation"
     columns = (("family", "family", "{}"), ("trial", "trial", "{}"), ("models", "models", "{:.0f}"),
                ("weight", "weight", "{:.3f}"), ("val_abs_sum", f"member {rows_scored} abs-sum", "{:.1f}"))
-    if "refit" in summary:
+    if summary.refit is not None:
         columns += (("refit", "refit on every row", "{}"),)
-    if "predict_seconds" in summary:
+    if summary.predict_seconds is not None:
         columns += (("mmacs", "MMAC per beat", "{:.2f}"), ("predict_seconds", "predict s / 10k beats", "{:.2f}"))
     return columns
 
 
-def member_rows(summary: dict) -> list[dict]:
+def member_rows(summary: EnsembleSummary) -> list[dict]:
     """One row per member of the ensemble, for `member_columns`."""
-    return [{**member, "models": len(member["checkpoints"]), "mmacs": member.get("cost", 0) / 1e6,
-             "refit": "yes" if member.get("refit") else "no"} for member in summary["members"]]
+    return [{**asdict(member), "models": len(member.checkpoints), "mmacs": (member.cost or 0) / 1e6,
+             "refit": "yes" if member.refit else "no"} for member in summary.members]
 
 
-def format_prediction_cost(summary: dict) -> str:
+def format_prediction_cost(summary: EnsembleSummary) -> str:
     """How long the ensemble's networks take to predict, the budget they were chosen within, and what
     that budget cost in validation abs-sum."""
-    if "predict_seconds" not in summary:
+    if summary.predict_seconds is None:
         return "(prediction cost not computed: built by an earlier version)"
-    budget = summary.get("predict_budget")
-    line = (f"Prediction time of all networks: {summary['predict_seconds']:.2f} s "
-            f"({f'budget {budget:g} s' if budget else 'no budget'}); in {summary['cost_unit']}")
-    unlimited = summary["scores"].get("unlimited_ensemble_learned_rule")
+    budget = summary.predict_budget
+    line = (f"Prediction time of all networks: {summary.predict_seconds:.2f} s "
+            f"({f'budget {budget:g} s' if budget else 'no budget'}); in {summary.cost_unit}")
+    unlimited = summary.scores.get("unlimited_ensemble_learned_rule")
     if unlimited is not None:
-        price = summary["scores"]["ensemble_learned_rule"] - unlimited
+        price = summary.scores["ensemble_learned_rule"] - unlimited
         line += (f"\nThe limit costs {price:.1f} in validation abs-sum ({unlimited:.1f} without it)" if price > 0
                  else "\nThe limit costs nothing in validation abs-sum")
     return line

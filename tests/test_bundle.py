@@ -18,6 +18,7 @@ onnxruntime = pytest.importorskip("onnxruntime")
 
 from ecgtune.bundle import BUNDLE_FILES, MANIFEST_FILE, ONNX_FILE, SUMS_FILE, Bundle, load_bundle  # noqa: E402
 from ecgtune.checkpoint import CONFIG_FILE, PROBS_FILE, WEIGHTS_FILE  # noqa: E402
+from ecgtune.ensemble import ChosenMember, DecisionRule, EnsembleSummary  # noqa: E402
 from ecgtune.errors import DataError  # noqa: E402
 from ecgtune.export import WeightedSoftmaxAverage, export_bundle, to_onnx  # noqa: E402
 from ecgtune.models import create_model, list_models  # noqa: E402
@@ -28,7 +29,7 @@ def test_onnx_graph_of_all_families_matches_pytorch(tmp_path, length):
     torch.manual_seed(0)
     members = []
     for family in list_models():
-        model = create_model(family, signal_length=length)
+        model = create_model(family)
         model.train()
         for _ in range(3):  # move batch-norm statistics away from their initial values
             model(torch.rand(32, length) * 2)
@@ -50,20 +51,22 @@ TINY_CONFIG = {"widths": [4, 4], "kernel_sizes": [3, 3], "hidden": [8]}
 GOOD_RULE = {"thresholds": [0.5, 0.5, 0.5, 0.5], "fallback": "zeros"}
 
 
-def _summary(root: Path, decision_rule: dict = GOOD_RULE) -> dict:
+def _summary(root: Path, decision_rule: dict = GOOD_RULE) -> EnsembleSummary:
     """An ensemble summary of one untrained tiny plain_cnn checkpoint written under `root`."""
     checkpoint = root / "checkpoint"
     checkpoint.mkdir(exist_ok=True)
     torch.manual_seed(0)
-    model = create_model("plain_cnn", n_classes=4, signal_length=205, **TINY_CONFIG)
+    model = create_model("plain_cnn", n_classes=4, **TINY_CONFIG)
     save_file(model.state_dict(), str(checkpoint / WEIGHTS_FILE))
     (checkpoint / CONFIG_FILE).write_text(json.dumps({
         "family": "plain_cnn", "n_classes": 4, "signal_length": 205, "model_config": TINY_CONFIG,
         "train_config": {}, "imbalance": "none", "sampled": {}, "best_epoch": 0, "best_metrics": {},
         "epochs_trained": 0, "training_rows": 0, "seconds": 0.0}))
     np.save(checkpoint / PROBS_FILE, np.zeros((0, 4), dtype=np.float32))
-    return {"members": [{"trial": "t0", "family": "plain_cnn", "checkpoints": [str(checkpoint)], "weight": 1.0}],
-            "decision_rule": decision_rule, "scores": {}}
+    member = ChosenMember("t0", "plain_cnn", [str(checkpoint)], weight=1.0, val_abs_sum=0.0, val_log_loss=0.0)
+    return EnsembleSummary(members=[member], decision_rule=DecisionRule.from_dict(decision_rule), scores={},
+                           validation_rows=0, ensemble_log_loss=0.0, trajectory=[], kept_steps=None,
+                           fell_back_to_best_single=False, library=["t0"])
 
 
 @pytest.fixture(scope="module")

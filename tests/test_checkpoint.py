@@ -22,7 +22,7 @@ from ecgtune.checkpoint import (
 from ecgtune.data import holdout_split, make_synthetic, prepare_fold
 from ecgtune.errors import EcgtuneError
 from ecgtune.models import create_model
-from ecgtune.trainables import TrainConfig, Trainer, predict_proba
+from ecgtune.trainer import TrainConfig, Trainer, predict_proba
 
 SMALL = {"widths": [16, 32], "kernel_sizes": [7, 3], "hidden": [32]}
 TRAINING = TrainConfig(epochs=4, lr=1e-2, batch_size=32)  # learns more than the class prior in a second
@@ -75,7 +75,7 @@ def test_every_reader_reads_the_writers_record(written):
     checkpoint module reads."""
     from ecgtune.ensemble import load_library
     from ecgtune.export import load_member
-    from ecgtune.trainables.tune_layout import latest_checkpoints
+    from ecgtune.raytune.tune_layout import latest_checkpoints
 
     trainer, folder = written
     checkpoint = read_checkpoint(folder)

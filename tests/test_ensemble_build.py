@@ -6,7 +6,7 @@ import time
 import numpy as np
 import pytest
 
-from ecgtune.ensemble import Member, build_ensemble
+from ecgtune.ensemble import EnsembleSummary, Member, build_ensemble
 from ecgtune.metrics import abs_sum, argmax_decisions, log_loss
 
 
@@ -34,10 +34,11 @@ def test_what_ships_is_never_worse_than_the_best_trial(n_members, n_rows, seed):
     members, labels = _members(n_members, n_rows, seed)
     summary, probs = build_ensemble(members, labels, seed=seed)
     best_trial = members[0].val_abs_sum
-    assert summary["scores"]["ensemble_learned_rule"] <= summary["scores"]["best_single_learned_rule"] <= best_trial
-    assert summary["trajectory"][0]["member"] == 0, "selection starts from the best trial"
-    assert summary["scores"]["best_single_argmax"] == best_trial
-    assert np.isclose(sum(m["weight"] for m in summary["members"]), 1.0)
+    assert summary.scores["ensemble_learned_rule"] <= summary.scores["best_single_learned_rule"] <= best_trial
+    assert summary.trajectory[0]["member"] == 0, "selection starts from the best trial"
+    assert summary.scores["best_single_argmax"] == best_trial
+    assert np.isclose(sum(m.weight for m in summary.members), 1.0)
+    assert EnsembleSummary.from_dict(json.loads(json.dumps(summary.to_dict()))).to_dict() == summary.to_dict()
     assert probs.shape == (n_rows, 4)
 
 
@@ -45,13 +46,13 @@ def test_a_cost_limit_says_what_it_costs():
     members, labels = _members(6, 1500, seed=3)
     costs = {m.trial: (10.0 if index == 0 else 1.0) for index, m in enumerate(members)}
     summary, _ = build_ensemble(members, labels, max_cost=3.0, member_cost=lambda m: costs[m.trial])
-    assert members[0].trial not in [m["trial"] for m in summary["members"]]
-    assert summary["cost"] <= 3.0 and summary["cost_limit"] == 3.0
-    unlimited = summary["scores"]["unlimited_ensemble_learned_rule"]
-    assert unlimited <= summary["scores"]["best_single_learned_rule"]
+    assert members[0].trial not in [m.trial for m in summary.members]
+    assert summary.cost <= 3.0 and summary.cost_limit == 3.0
+    unlimited = summary.scores["unlimited_ensemble_learned_rule"]
+    assert unlimited <= summary.scores["best_single_learned_rule"]
     free, _ = build_ensemble(members, labels)
-    assert unlimited == pytest.approx(free["scores"]["ensemble_learned_rule"])
-    assert "unlimited_ensemble_learned_rule" not in free["scores"]
+    assert unlimited == pytest.approx(free.scores["ensemble_learned_rule"])
+    assert "unlimited_ensemble_learned_rule" not in free.scores
 
 
 def test_the_same_experiment_gives_the_same_ensemble_on_a_loaded_machine(tmp_path, monkeypatch):
@@ -68,6 +69,6 @@ def test_the_same_experiment_gives_the_same_ensemble_on_a_loaded_machine(tmp_pat
     monkeypatch.setattr(time, "perf_counter", lambda: real_clock() * 10.0)
     busy, _ = experiment._build(members, labels, options, experiment.calibration(tmp_path)["seconds_per_mac"])
     assert experiment.calibration(tmp_path)["seconds_per_mac"] == saved
-    assert idle == busy
-    assert idle["predict_seconds"] <= options.predict_budget
-    assert len(idle["members"]) >= 1
+    assert idle.to_dict() == busy.to_dict()
+    assert idle.predict_seconds <= options.predict_budget
+    assert len(idle.members) >= 1

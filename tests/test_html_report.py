@@ -9,9 +9,11 @@ import numpy as np
 import pytest
 from conftest import nest_params
 
-from ecgtune.experiment import Plan
-from ecgtune.html_report import parameter_importances, write_report
-from ecgtune.search_spaces import EpochBudget, default_point
+from ecgtune.analysis import FEW_TRIALS_FOR_IMPORTANCE, confusion_matrix, study_importances
+from ecgtune.ensemble.summary import REQUIRED_SCORES
+from ecgtune.experiment import OPTUNA_JOURNAL, Plan
+from ecgtune.html_report import write_report
+from ecgtune.search_spaces import EpochBudget, default_point, define_search_space
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -40,14 +42,43 @@ def _histories(n_trials=12, seed=0):
     return histories
 
 
-def test_importances_find_the_parameter_that_matters(tmp_path):
-    importances = parameter_importances(_histories(), _plan(tmp_path))
-    assert max(importances["all families"], key=importances["all families"].get) == "train/lr"
-    assert "plain_cnn" in importances and "dilated_cnn" in importances
+def _write_journal(run_dir, histories, families=("plain_cnn", "dilated_cnn")):
+    """The search's Optuna study as OptunaSearch leaves it: each trial's sampled point and last score."""
+    import optuna
+    from optuna.storages import JournalStorage
+    from optuna.storages.journal import JournalFileBackend
+
+    storage = JournalStorage(JournalFileBackend(str(run_dir / OPTUNA_JOURNAL)))
+    study = optuna.create_study(study_name=run_dir.name, storage=storage, direction="minimize")
+    for records in histories.values():
+        flat = {}
+        for group, values in records[-1]["config"].items():  # {"train": {"lr": ...}} -> {"train/lr": ...}
+            flat.update({f"{group}/{key}": value for key, value in values.items()} if isinstance(values, dict)
+                        else {group: values})
+        study.enqueue_trial(flat)
+        trial = study.ask()
+        define_search_space(trial, list(families), EpochBudget())
+        study.tell(trial, records[-1]["val_abs_sum"])
 
 
-def test_too_few_trials_give_no_importances(tmp_path):
-    assert parameter_importances(dict(list(_histories().items())[:3]), _plan(tmp_path)) == {}
+def test_importances_come_from_the_searchs_journal_and_find_the_parameter_that_matters(tmp_path):
+    _write_journal(tmp_path, _histories())
+    importances = study_importances(tmp_path / OPTUNA_JOURNAL, tmp_path.name, ["plain_cnn", "dilated_cnn"])
+    every = importances.by_group["all families"]
+    assert max(every, key=every.get) == "train/lr"
+    assert importances.trials == {"all families": 12, "plain_cnn": 6, "dilated_cnn": 6}
+
+
+def test_too_few_trials_or_no_journal_give_no_importances(tmp_path):
+    assert study_importances(tmp_path / OPTUNA_JOURNAL, tmp_path.name, ["plain_cnn"]).by_group == {}
+    _write_journal(tmp_path, dict(list(_histories().items())[:3]))
+    assert study_importances(tmp_path / OPTUNA_JOURNAL, tmp_path.name, ["plain_cnn"]).by_group == {}
+
+
+def test_a_confusion_matrix_counts_rows_without_a_decision_apart():
+    labels = np.array([0, 0, 1, 2])
+    decisions = np.array([[1, 0, 0], [0, 1, 0], [0, 1, 0], [0, 0, 0]])
+    assert confusion_matrix(labels, decisions).tolist() == [[1, 1, 0, 0], [0, 1, 0, 0], [0, 0, 0, 1]]
 
 
 @pytest.fixture
@@ -59,6 +90,7 @@ def experiment(tmp_path):
         (run_dir / trial).mkdir(parents=True)
         lines = [json.dumps(record) for record in records]
         (run_dir / trial / "result.json").write_text("\n".join(lines) + "\n{\"val_abs_sum\": 1")  # cut short
+    _write_journal(run_dir, histories)
     fingerprint = {"rows": 1000, "signal_length": 205, "class_counts": [640, 40, 140, 180], "hash": "x"}
     (run_dir / "search.json").write_text(json.dumps({"plan": asdict(_plan(tmp_path)), "data_fingerprint": fingerprint}))
     rows = sorted((min(r["val_abs_sum"] for r in records), trial) for trial, records in histories.items())
@@ -70,17 +102,16 @@ def experiment(tmp_path):
     labels = np.repeat([0, 1, 2, 3], 50)
     probs = np.eye(4)[labels] * 0.7 + 0.075
     np.savez(run_dir / "ensemble_probs.npz", probs=probs, labels=labels)
-    scores = {key: 10.0 for key in ("best_single_argmax", "best_single_median_rule", "ensemble_argmax",
-                                    "ensemble_median_rule", "ensemble_learned_rule",
-                                    "ensemble_learned_rule_cross_fitted")}
+    scores = {key: 10.0 for key in REQUIRED_SCORES}
     summary = {"members": [{"trial": "plain_cnn_0000", "family": "plain_cnn", "checkpoints": ["a"], "weight": 0.75,
-                            "val_abs_sum": 12.0},
+                            "val_abs_sum": 12.0, "val_log_loss": 0.2},
                            {"trial": "dilated_cnn_0001", "family": "dilated_cnn", "checkpoints": ["b"], "weight": 0.25,
-                            "val_abs_sum": 14.0}],
+                            "val_abs_sum": 14.0, "val_log_loss": 0.3}],
                "decision_rule": {"thresholds": [0.5, 0.4, 0.5, 0.45], "fallback": "zeros"}, "scores": scores,
-               "validation_rows": 200, "trajectory": [{"member": 0, "abs_sum": 12.0, "log_loss": 0.2},
-                                                      {"member": 1, "abs_sum": 10.0, "log_loss": 0.1}],
-               "kept_steps": 2, "library": ["plain_cnn_0000", "dilated_cnn_0001"]}
+               "validation_rows": 200, "ensemble_log_loss": 0.1,
+               "trajectory": [{"member": 0, "abs_sum": 12.0, "log_loss": 0.2},
+                              {"member": 1, "abs_sum": 10.0, "log_loss": 0.1}],
+               "kept_steps": 2, "fell_back_to_best_single": False, "library": ["plain_cnn_0000", "dilated_cnn_0001"]}
     (run_dir / "ensemble.json").write_text(json.dumps(summary))
     return run_dir
 
@@ -96,6 +127,7 @@ def test_report_is_one_self_contained_page_with_every_section(experiment):
     assert not re.search(r"(src|href)=['\"](?!data:)", page), "nothing is fetched from elsewhere"
     assert "selection" in page and "honest for the rule" in page
     assert "plain_cnn_0000" in page and "0.750" in page
+    assert f"fewer than {FEW_TRIALS_FOR_IMPORTANCE} trials" in page, "12 trials: the importances are called rough"
 
 
 def test_report_of_an_experiment_without_an_ensemble_yet(experiment):
@@ -107,6 +139,7 @@ def test_report_of_an_experiment_without_an_ensemble_yet(experiment):
 @pytest.mark.parametrize("damaged, content", [
     ("ensemble.json", "{\"members\": ["),
     ("ensemble.json", "{\"members\": []}"),
+    ("ensemble.json", "[1, 2]"),
     ("ensemble_probs.npz", "not a zip file"),
     ("leaderboard.csv", "rank,family,val_abs_sum\n1,plain_cnn,many\n"),
 ])

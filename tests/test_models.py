@@ -17,7 +17,7 @@ def test_the_six_families_are_registered():
 @pytest.mark.parametrize("length", [24, 205, 320])
 def test_logits_shape_backward_and_finite(name, length):
     torch.manual_seed(0)
-    model = create_model(name, n_classes=5, signal_length=length)
+    model = create_model(name, n_classes=5)
     x = torch.rand(6, length)
     logits = model(x)
     assert logits.shape == (6, 5)

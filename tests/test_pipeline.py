@@ -36,16 +36,17 @@ def test_the_search_gets_what_the_finishing_stages_leave(fake_time):
 
 
 def test_the_search_ends_early_enough_to_refit_its_best_trial(fake_time):
-    from ecgtune.trainables.tune_search import FIRST_EPOCH_FRACTION, METRIC, RefitReserve
+    from ecgtune.raytune.tune_search import FIRST_EPOCH_FRACTION, METRIC, RefitReserve
 
     stopper = RefitReserve(time_budget_s=300.0, training_rows=8000, refit_rows=10000, max_seconds=150.0)
     assert not stopper.stop_all()
     # 4 epochs (the first a quarter) of 8,000 rows in 65 s: 10,000 rows x 4 epochs take 100 s
     rows_seen = (3 + FIRST_EPOCH_FRACTION) * 8000
-    stopper("a", {METRIC: 50.0, "epoch": 4, "time_total_s": 100.0 * rows_seen / 40_000})
-    stopper("b", {METRIC: 80.0, "epoch": 1, "time_total_s": 1.0})  # worse: its refit time is not reserved
-    assert stopper.reserve() == pytest.approx(1.25 * 100.0 + 10.0), "the estimate with its margin"
-    fake_time.now += 164.0
+    stopper("a", {METRIC: 50.0, "epoch": 4, "time_total_s": 100.0 * rows_seen / 40_000, "time_this_iter_s": 6.0})
+    stopper("b", {METRIC: 80.0, "epoch": 1, "time_total_s": 1.0, "time_this_iter_s": 1.0})  # worse: not reserved
+    # a running trial stops at its next report, so the search stops one report interval (6 s) earlier
+    assert stopper.reserve() == pytest.approx(1.25 * 100.0 + 10.0 + 6.0), "the estimate with its margins"
+    fake_time.now += 158.0
     assert not stopper.stop_all()
     fake_time.now += 2.0
     assert stopper.stop_all()
@@ -115,6 +116,14 @@ def test_the_epoch_range_grows_with_what_the_budget_pays_for():
     cpu = EpochBudget.fitting(search_seconds=570.0, epoch_seconds=25.0)  # the same rows on one CPU core
     assert cpu == EpochBudget(), "never below the default range: 1-3 epochs learn too little"
     assert EpochBudget.fitting(36_000.0, 0.5).max_epochs == MAX_EPOCHS_FROM_TIME
+
+
+def test_a_search_needs_a_budget_that_buys_enough_epochs():
+    # 2 CPU cores, 51,542 MIT-BIH training rows: 33 s an epoch per trial, two at once
+    assert pipeline.too_short_to_search(search_seconds=550.0, epoch_seconds=33.0, slots=2), "about 33 epochs in all"
+    assert pipeline.too_short_to_search(search_seconds=1700.0, epoch_seconds=33.0, slots=2), "30 minutes: about 103"
+    assert not pipeline.too_short_to_search(search_seconds=420.0, epoch_seconds=4.2, slots=2), "the laptop main job"
+    assert not pipeline.too_short_to_search(search_seconds=190.0, epoch_seconds=1.5, slots=8), "one GPU, 4 minutes"
 
 
 def test_the_users_epochs_are_kept_and_no_budget_means_the_defaults(tmp_path):

@@ -20,8 +20,7 @@ from ecgtune.search_spaces import (
     portfolio_points,
 )
 from ecgtune.search_spaces.families import COMPACT
-from ecgtune.trainables import Trainer
-from ecgtune.trainables.trainer import TrainConfig
+from ecgtune.trainer import TrainConfig, Trainer
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 

@@ -4,8 +4,7 @@ import torch
 
 from ecgtune.data import holdout_split, make_synthetic, prepare_fold
 from ecgtune.errors import ConfigError
-from ecgtune.trainables import TrainConfig, train_family
-from ecgtune.trainables.trainer import training_loss
+from ecgtune.trainer import TrainConfig, train_family, training_loss
 
 SMALL = dict(widths=(16, 32), kernel_sizes=(7, 3), hidden=(32,))
 
@@ -35,7 +34,7 @@ def test_best_epoch_weights_and_probabilities_are_kept(fold):
     assert result.best_epoch == best["epoch"]
     assert result.best_val_probs.shape == (len(fold.val_labels), 4)
     np.testing.assert_allclose(result.best_val_probs.sum(axis=1), 1.0, atol=1e-5)
-    from ecgtune.trainables import predict_proba
+    from ecgtune.trainer import predict_proba
     again = predict_proba(model, torch.as_tensor(fold.val_signals))
     np.testing.assert_allclose(again, result.best_val_probs, atol=1e-5)
 
@@ -45,7 +44,7 @@ def test_keep_last_lets_the_validation_rows_choose_nothing(fold):
     small = dict(widths=(16, 16), stem_width=8, hidden=(16,))
     model, result = train_family("dilated_cnn", fold, small, TrainConfig(epochs=3, keep="last"))
     assert result.best_epoch == 3 and result.best_metrics == result.history[-1]
-    from ecgtune.trainables import predict_proba
+    from ecgtune.trainer import predict_proba
     np.testing.assert_allclose(predict_proba(model, torch.as_tensor(fold.val_signals)), result.best_val_probs,
                                atol=1e-5)
 
@@ -95,7 +94,7 @@ def test_bad_settings_are_refused():
 @pytest.mark.parametrize("schedule", ["onecycle", "cosine"])
 def test_a_run_resumed_from_a_saved_state_matches_an_uninterrupted_one(fold, tmp_path, schedule):
     from ecgtune.models import create_model
-    from ecgtune.trainables import Trainer
+    from ecgtune.trainer import Trainer
 
     config = TrainConfig(epochs=3, schedule=schedule)
     settings = dict(SMALL, dropout=0.3)
@@ -129,7 +128,7 @@ def test_augmentation_never_touches_the_validation_rows(fold, monkeypatch):
     """Every augmented batch holds training rows only, and the validation signals stay as they were."""
     from dataclasses import replace
 
-    import ecgtune.trainables.trainer as trainer_module
+    import ecgtune.trainer as trainer_module
     from ecgtune.augment import Augmentation, augment
 
     marked = replace(fold, val_signals=np.full_like(fold.val_signals, -7.0))  # a value no training row has
@@ -169,7 +168,7 @@ def test_a_fold_without_validation_rows_trains_on_every_row_with_averaged_weight
                                  on_epoch=reports.append)
     assert [r["epoch"] for r in reports] == [1, 2, 3, 4, 5, 6] and "abs_sum" not in reports[0]
     assert result.best_epoch == 6 and result.best_val_probs.shape == (0, 4)
-    from ecgtune.trainables import predict_proba
+    from ecgtune.trainer import predict_proba
     probs = predict_proba(model, torch.as_tensor(fold.val_signals))
     accuracy = (probs.argmax(axis=1) == fold.val_labels).mean()
     assert accuracy > np.bincount(fold.val_labels).max() / len(fold.val_labels)

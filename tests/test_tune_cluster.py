@@ -8,7 +8,7 @@ from ray.cluster_utils import Cluster  # noqa: E402
 
 from ecgtune.data import holdout_split, make_synthetic  # noqa: E402
 from ecgtune.search_spaces import EpochBudget  # noqa: E402
-from ecgtune.trainables.tune_search import SearchSettings, run, trial_rows  # noqa: E402
+from ecgtune.raytune.tune_search import SearchSettings, run, trial_rows  # noqa: E402
 
 
 # The Tuner pickles its callbacks into the experiment state; a Cluster cannot be pickled, so the

@@ -21,8 +21,9 @@ from ecgtune.checkpoint import CONFIG_FILE, PROBS_FILE, STATE_FILE, WEIGHTS_FILE
 from ecgtune.data import holdout_split, make_synthetic  # noqa: E402
 from ecgtune.models import create_model  # noqa: E402
 from ecgtune.search_spaces import EpochBudget, default_point  # noqa: E402
-from ecgtune.trainables import predict_proba, tune_adapter  # noqa: E402
-from ecgtune.trainables.tune_search import (  # noqa: E402
+from ecgtune.raytune import tune_adapter  # noqa: E402
+from ecgtune.trainer import predict_proba  # noqa: E402
+from ecgtune.raytune.tune_search import (  # noqa: E402
     SearchSettings,
     make_trainable,
     run,
@@ -55,6 +56,20 @@ def _settings(tmp_path, **overrides):
                   budget=EpochBudget(1, 2), grace_period_s=1.0)
     values.update(overrides)
     return SearchSettings(**values)
+
+
+def test_every_family_starts_before_the_portfolio_unless_trials_are_long(tmp_path):
+    from ecgtune.raytune.tune_search import first_points
+    from ecgtune.search_spaces import portfolio_points
+
+    families = ["cnn_lstm", "dilated_cnn", "plain_cnn"]
+    portfolio = portfolio_points(families, EpochBudget(1, 2))
+    assert portfolio, "the shipped portfolio holds dilated_cnn configurations"
+    searching = first_points(_settings(tmp_path, families=families))
+    assert [point["family"] for point in searching[:3]] == families, "a short search still tries every family"
+    assert searching[3:3 + len(portfolio)] == portfolio
+    long_trials = first_points(_settings(tmp_path, families=families, portfolio_first=True))
+    assert long_trials[:len(portfolio)] == portfolio
 
 
 def test_search_checkpoints_what_the_ensemble_needs(tmp_path, beats):
@@ -227,7 +242,7 @@ def test_ctrl_c_keeps_the_state_exports_nothing_and_names_the_resume_command(tmp
 def test_the_progress_line_says_what_a_person_wants_to_know(capsys):
     from types import SimpleNamespace
 
-    from ecgtune.trainables.tune_search import ProgressLine
+    from ecgtune.raytune.tune_search import ProgressLine
 
     trials = [SimpleNamespace(status=status, config={"family": family}) for status, family in
               [("TERMINATED", "plain_cnn"), ("TERMINATED", "resnet1d"), ("RUNNING", "vgg_cnn"), ("ERROR", "cnn_lstm")]]
@@ -244,12 +259,14 @@ def test_the_progress_line_says_what_a_person_wants_to_know(capsys):
 
 
 def test_the_pace_is_measured_as_the_trials_would_train(tmp_path):
-    from ecgtune.trainables.tune_search import measure_pace, trial_slots
+    from ecgtune.raytune.tune_search import measure_pace, trial_slots
 
     settings = _settings(tmp_path, families=["plain_cnn", "dilated_cnn"])
     assert trial_slots(settings) == 2, "the module's Ray has 2 CPUs, one per trial"
-    pace = measure_pace(settings, signal_length=205, n_classes=4)
-    assert pace is not None and 1e-6 < pace < 1.0, "seconds per training row of one trial"
+    small, large = [("plain_cnn", {"widths": widths, "kernel_sizes": (5, 5)}) for widths in ((8, 8), (64, 128))]
+    paces = measure_pace(settings, signal_length=205, n_classes=4, networks=[small, large])
+    assert paces is not None and all(1e-6 < pace < 1.0 for pace in paces), "seconds per training row of one trial"
+    assert paces[0] < paces[1], "the wider network trains slower"
 
 
 def test_a_budgeted_plan_gets_its_epoch_range_from_the_pace(tmp_path, beats, capsys):
@@ -264,3 +281,19 @@ def test_a_budgeted_plan_gets_its_epoch_range_from_the_pace(tmp_path, beats, cap
     assert 4 <= settled.min_epochs <= settled.max_epochs <= 200
     assert settled.max_epochs > 12, "675 rows an epoch pay for far more than the default range in 10 minutes"
     assert f"epochs: {settled.min_epochs}-{settled.max_epochs} per trial" in capsys.readouterr().err
+
+
+def test_a_budget_too_short_to_search_trains_one_long_trial_per_slot(tmp_path, beats, capsys):
+    from ecgtune import experiment, pipeline
+    from ecgtune.raytune.tune_search import trial_slots
+
+    data, _, _ = beats
+    plan = experiment.Plan(families=["plain_cnn"], storage=str(tmp_path), data=None, rows=900, val_fraction=0.25,
+                           seed=0, num_samples=100, time_budget_s=120.0, searcher="optuna", scheduler="asha",
+                           grace_period_s=None, reduction_factor=3, min_epochs=None, max_epochs=None)
+    settings = pipeline.search_settings(plan, pipeline.Resources(), tmp_path / "exp")
+    # as if every epoch were of 3 million rows: 100 s of search buy a few epochs over the two slots
+    settled = pipeline.settle_epochs(plan, settings, pipeline.Clock(120.0), data, 3_000_000)
+    assert settled.num_samples == trial_slots(settings) == 2 and settled.scheduler == "fifo" and settled.long_trials
+    assert settled.min_epochs == settled.max_epochs >= 1, "each trial trains for the whole search"
+    assert "too few to search" in capsys.readouterr().err

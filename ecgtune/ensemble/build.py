@@ -10,32 +10,20 @@ import numpy as np
 from ecgtune.ensemble.decision import cross_fitted_abs_sum, fit_decision_rule
 from ecgtune.ensemble.library import Member
 from ecgtune.ensemble.selection import EnsembleSelection
+from ecgtune.ensemble.summary import ChosenMember, EnsembleSummary
 from ecgtune.metrics import abs_sum, argmax_decisions, log_loss, threshold_decisions
-
-SCORE_TITLES = {
-    "best_single_argmax": "best single member, argmax",
-    "best_single_median_rule": "best single member, 0.5 rule",
-    "best_single_learned_rule": "best single member, learned rule (fitted on these rows)",
-    "ensemble_argmax": "ensemble, argmax",
-    "ensemble_median_rule": "ensemble, 0.5 rule",
-    "ensemble_learned_rule": "ensemble, learned rule (fitted on these rows)",
-    "ensemble_learned_rule_cross_fitted": "ensemble, learned rule cross-fitted (honest for the rule)",
-    "unlimited_ensemble_learned_rule": "without the prediction-cost limit: ensemble, learned rule",
-}
-
 
 def build_ensemble(members: Sequence[Member], labels: np.ndarray, *, size: int = 25, bagging_rounds: int = 0,
                    decision_folds: int = 5, seed: int = 0, max_members: int | None = None,
                    max_cost: float | None = None,
-                   member_cost: Callable[[Member], float] | None = None) -> tuple[dict, np.ndarray]:
+                   member_cost: Callable[[Member], float] | None = None) -> tuple[EnsembleSummary, np.ndarray]:
     """Selects the ensemble on the validation rows, learns its decision rule, and scores every stage;
-    returns the summary (JSON-ready) and the ensemble's validation probabilities.
+    returns its summary and the ensemble's validation probabilities.
 
-    `members` come best first (the leaderboard's order). All scores are validation abs-sums. What
-    ships is never worse on these rows than the best single member with its own learned rule: if the
-    ensemble is, that member alone is the ensemble. Member selection used these same rows, so every
-    ensemble figure is optimistic; the cross-fitted one removes the optimism of the thresholds
-    (fitted on K-1 folds, scored on the held-out fold). With `member_cost` (a deterministic cost per
+    All scores are validation abs-sums. What ships is never worse on these rows than the best single
+    member with its own learned rule: if the ensemble is, that member alone is the ensemble. Member
+    selection used these same rows, so every ensemble figure is optimistic; the cross-fitted one
+    removes the optimism of the thresholds (fitted on K-1 folds, scored on the held-out fold). With `member_cost` (a deterministic cost per
     member, such as its multiply-accumulates), the chosen members' costs and their sum are in the
     summary, and `max_cost` bounds that sum; with a limit, the summary also says what the ensemble
     would have scored without it.
@@ -53,8 +41,9 @@ def build_ensemble(members: Sequence[Member], labels: np.ndarray, *, size: int =
     fell_back = abs_sum(rule.decide(blended), labels) > single_score
     if fell_back:
         weights, blended, rule = np.eye(len(members))[start], library[start], single_rule
-    best = library[0]
-    best_rule = single_rule if start == 0 else fit_decision_rule(best, labels)
+    best_index = int(np.argmin([member.val_abs_sum for member in members]))  # the first of equals
+    best = library[best_index]
+    best_rule = single_rule if start == best_index else fit_decision_rule(best, labels)
     scores = {
         "best_single_argmax": abs_sum(argmax_decisions(best), labels),
         "best_single_median_rule": abs_sum(threshold_decisions(best), labels),
@@ -69,27 +58,20 @@ def build_ensemble(members: Sequence[Member], labels: np.ndarray, *, size: int =
         free_blend, free_rule = _blend_and_rule(unlimited.weights_, library, labels)
         scores["unlimited_ensemble_learned_rule"] = min(abs_sum(free_rule.decide(free_blend), labels),
                                                         scores["best_single_learned_rule"])
-    chosen = [
-        {"trial": member.trial, "family": member.family, "checkpoints": [str(path) for path in member.checkpoints],
-         "weight": float(weights[index]), "val_abs_sum": member.val_abs_sum, "val_log_loss": member.val_log_loss}
-        for index, member in enumerate(members) if weights[index] > 0
-    ]
+    chosen = []
+    for index in map(int, np.flatnonzero(weights > 0)):
+        member, cost = members[index], None
+        if cost_by_index is not None:  # selection priced the members it considered under a limit
+            cost = selector.costs_[index] if index in selector.costs_ else cost_by_index(index)
+        chosen.append(ChosenMember(member.trial, member.family, [str(path) for path in member.checkpoints],
+                                   float(weights[index]), member.val_abs_sum, member.val_log_loss, cost=cost))
+    summary = EnsembleSummary(
+        members=sorted(chosen, key=lambda member: -member.weight), decision_rule=rule, scores=scores,
+        validation_rows=int(len(labels)), ensemble_log_loss=log_loss(blended, labels),
+        trajectory=selector.trajectory_, kept_steps=None if fell_back else selector.kept_steps_,
+        fell_back_to_best_single=bool(fell_back), library=[member.trial for member in members])
     if cost_by_index is not None:
-        for index, described in zip(np.flatnonzero(weights > 0), chosen):
-            described["cost"] = selector.costs_[index] if index in selector.costs_ else cost_by_index(index)
-    summary = {
-        "members": sorted(chosen, key=lambda m: -m["weight"]),
-        "decision_rule": rule.to_dict(),
-        "scores": scores,
-        "validation_rows": int(len(labels)),
-        "ensemble_log_loss": log_loss(blended, labels),
-        "trajectory": selector.trajectory_,
-        "kept_steps": None if fell_back else selector.kept_steps_,
-        "fell_back_to_best_single": bool(fell_back),
-        "library": [member.trial for member in members],
-    }
-    if cost_by_index is not None:
-        summary.update(cost=sum(member["cost"] for member in chosen), cost_limit=max_cost)
+        summary.cost, summary.cost_limit = sum(member.cost for member in chosen), max_cost
     return summary, blended
 
 

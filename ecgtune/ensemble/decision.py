@@ -41,6 +41,11 @@ class DecisionRule:
     def to_dict(self) -> dict:
         return {"thresholds": [float(t) for t in self.thresholds], "fallback": self.fallback}
 
+    @classmethod
+    def from_dict(cls, saved: dict) -> DecisionRule:
+        """The rule `to_dict` saved (the bundle's manifest validates it first: `ecgtune.bundle`)."""
+        return cls(np.asarray(saved["thresholds"], dtype=np.float64), str(saved["fallback"]))
+
 
 def fit_decision_rule(probs: np.ndarray, labels: np.ndarray, rounds: int = 3) -> DecisionRule:
     """Learns thresholds (coordinate search over a 0.05..0.95 grid, a few sweeps) and the fallback that

@@ -59,7 +59,7 @@ def load_library(experiment_dir: Path, labels: np.ndarray, top_k: int = 30) -> l
     checkpoint that cannot be read (a full disk truncates files), with a warning naming it."""
     # Ray's folders are the search layer's to read. Imported here, not at the top: its package imports torch,
     # and `import ecgtune.ensemble` stays numpy-only (`predict` runs on ONNX Runtime).
-    from ecgtune.trainables.tune_layout import latest_checkpoints
+    from ecgtune.raytune.tune_layout import latest_checkpoints
 
     members, unreadable = [], []
     for trial, folder in latest_checkpoints(experiment_dir).items():
@@ -101,7 +101,7 @@ def load_fold_library(folds_dir: Path, names: list[str], held_out: list[np.ndarr
                       labels: np.ndarray) -> list[Member]:
     """Cross-fitted members: for each configuration in `names`, its K fold checkpoints in `folds_dir`
     and its out-of-fold probabilities (fold k predicts the rows `held_out[k]`); scored on `labels`."""
-    from ecgtune.trainables.tune_layout import latest_checkpoints
+    from ecgtune.raytune.tune_layout import latest_checkpoints
 
     newest = latest_checkpoints(folds_dir)
     members = []

@@ -28,7 +28,8 @@ _ALIASES: dict[str, str] = {}
 def register_model(name: str, config: type, aliases: tuple[str, ...] = ()):
     """Class decorator registering a network under `name` (and `aliases`) with its config dataclass.
 
-    The network is constructed as `network(config, n_classes=..., signal_length=...)`.
+    The network is constructed as `network(config, n_classes=...)`; every family ends in a global pooling,
+    so one network takes signals of any length.
     """
 
     def register(network: type[nn.Module]) -> type[nn.Module]:
@@ -71,11 +72,11 @@ def model_config(name: str, **overrides: Any):
     return family.config(**sequences)
 
 
-def create_model(name: str, *, n_classes: int = 4, signal_length: int = 205, **config: Any) -> nn.Module:
-    """Builds the family `name` (or an alias such as `net1`) for the given class count and input length.
+def create_model(name: str, *, n_classes: int = 4, **config: Any) -> nn.Module:
+    """Builds the family `name` (or an alias such as `net1`) for the given class count.
 
-    Keyword arguments other than `n_classes` and `signal_length` set fields of the family's config.
-    The network takes (batch, signal_length) or (batch, 1, signal_length) and returns logits.
+    Keyword arguments other than `n_classes` set fields of the family's config. The network takes
+    (batch, length) or (batch, 1, length) and returns logits.
     """
     family = get_family(name)
-    return family.network(model_config(name, **config), n_classes=n_classes, signal_length=signal_length)
+    return family.network(model_config(name, **config), n_classes=n_classes)

@@ -33,7 +33,7 @@ class CNNLSTMConfig:
 
 @register_model("cnn_lstm", CNNLSTMConfig, aliases=("net4",))
 class CNNLSTM(nn.Module):
-    def __init__(self, config: CNNLSTMConfig, n_classes: int = 4, signal_length: int = 205):
+    def __init__(self, config: CNNLSTMConfig, n_classes: int = 4):
         super().__init__()
         self.input_norm = nn.BatchNorm1d(1)
         self.features, channels = conv_stack(config.widths, config.kernel_sizes, config.dilation,

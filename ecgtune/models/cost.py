@@ -49,5 +49,4 @@ def count_macs(model: nn.Module, signal_length: int) -> int:
 
 def network_macs(family: str, model_config: dict, n_classes: int = 4, signal_length: int = 205) -> int:
     """MACs per beat of the family built with `model_config`."""
-    return count_macs(create_model(family, n_classes=n_classes, signal_length=signal_length, **model_config),
-                      signal_length)
+    return count_macs(create_model(family, n_classes=n_classes, **model_config), signal_length)

@@ -31,7 +31,7 @@ class DilatedCNNConfig:
 
 @register_model("dilated_cnn", DilatedCNNConfig, aliases=("net1",))
 class DilatedCNN(nn.Module):
-    def __init__(self, config: DilatedCNNConfig, n_classes: int = 4, signal_length: int = 205):
+    def __init__(self, config: DilatedCNNConfig, n_classes: int = 4):
         super().__init__()
         self.input_norm = nn.BatchNorm1d(1)
         layers = [same_conv(1, config.stem_width, config.stem_kernel), nn.LeakyReLU()]

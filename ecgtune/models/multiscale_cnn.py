@@ -29,7 +29,7 @@ class MultiscaleCNNConfig:
 
 @register_model("multiscale_cnn", MultiscaleCNNConfig, aliases=("net2",))
 class MultiscaleCNN(nn.Module):
-    def __init__(self, config: MultiscaleCNNConfig, n_classes: int = 4, signal_length: int = 205):
+    def __init__(self, config: MultiscaleCNNConfig, n_classes: int = 4):
         super().__init__()
         self.branches = nn.ModuleList(
             same_conv(1, config.branch_width, kernel) for kernel in config.branch_kernels

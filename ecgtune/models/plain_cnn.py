@@ -41,7 +41,7 @@ def conv_stack(widths, kernel_sizes, dilation: int, pool_every: int, pool_factor
 
 @register_model("plain_cnn", PlainCNNConfig, aliases=("net3",))
 class PlainCNN(nn.Module):
-    def __init__(self, config: PlainCNNConfig, n_classes: int = 4, signal_length: int = 205):
+    def __init__(self, config: PlainCNNConfig, n_classes: int = 4):
         super().__init__()
         stack, channels = conv_stack(config.widths, config.kernel_sizes, config.dilation,
                                      config.pool_every, config.pool_factor)

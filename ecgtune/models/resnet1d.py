@@ -52,7 +52,7 @@ class Bottleneck(nn.Module):
 
 @register_model("resnet1d", ResNet1DConfig, aliases=("net6",))
 class ResNet1D(nn.Module):
-    def __init__(self, config: ResNet1DConfig, n_classes: int = 4, signal_length: int = 205):
+    def __init__(self, config: ResNet1DConfig, n_classes: int = 4):
         super().__init__()
         layers = [same_conv(1, config.stem_width, config.stem_kernel),
                   nn.MaxPool1d(3, stride=2, padding=1)]

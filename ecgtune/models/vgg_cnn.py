@@ -31,7 +31,7 @@ class VGGCNNConfig:
 
 @register_model("vgg_cnn", VGGCNNConfig, aliases=("net5",))
 class VGGCNN(nn.Module):
-    def __init__(self, config: VGGCNNConfig, n_classes: int = 4, signal_length: int = 205):
+    def __init__(self, config: VGGCNNConfig, n_classes: int = 4):
         super().__init__()
         layers, channels = [], 1
         for first, second in zip(config.widths[::2], config.widths[1::2]):

@@ -15,7 +15,7 @@ from pathlib import Path
 from ecgtune.models import get_family, list_models
 from ecgtune.search_spaces import families
 from ecgtune.search_spaces.shared import EpochBudget, shared
-from ecgtune.trainables.trainer import TrainConfig
+from ecgtune.trainer import TrainConfig
 
 SEARCH_SPACES = {name: getattr(families, name) for name in list_models()}
 PORTFOLIO_FILE = Path(__file__).with_name("portfolio.json")
@@ -74,6 +74,7 @@ def family_points(families_to_search: Sequence[str], per_family: int, budget: Ep
     (on the laptop run it gave 23 of 39 trials to one family, and two families only 2)."""
     import optuna
 
+    optuna.logging.set_verbosity(optuna.logging.WARNING)  # not "a new study created in memory" per family
     by_family = []
     for index, family in enumerate(families_to_search):  # a study each: a categorical's choices stay fixed
         study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=seed + index))
@@ -87,6 +88,13 @@ def family_points(families_to_search: Sequence[str], per_family: int, budget: Ep
             define_search_space(point, [family], budget)  # keeps only what the space asks for
             by_family[-1].append(point.params)
     return [point for round_points in zip(*by_family) for point in round_points]
+
+
+def point_network(point: dict) -> tuple[str, dict]:
+    """The family and `create_model` keyword arguments of a flat point (such as `default_point`'s)."""
+    family = point["family"]
+    own = {key.partition("/")[2]: value for key, value in point.items() if key.startswith(f"{family}/")}
+    return family, model_kwargs(own, dropout=point.get("model/dropout"))
 
 
 def model_kwargs(family_params: dict, dropout: float | None = None) -> dict:
@@ -106,4 +114,4 @@ def model_kwargs(family_params: dict, dropout: float | None = None) -> dict:
 
 
 __all__ = ["EpochBudget", "SEARCH_SPACES", "default_point", "define_search_space", "family_points", "model_kwargs",
-           "portfolio_points", "search_space"]
+           "point_network", "portfolio_points", "search_space"]

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ecgtune.data import IMBALANCE_METHODS
-from ecgtune.trainables.trainer import LOSSES, SCHEDULES
+from ecgtune.trainer import LOSSES, SCHEDULES
 
 LEARNING_RATE = (3e-4, 1e-2)
 WEIGHT_DECAY = (1e-5, 1e-1)

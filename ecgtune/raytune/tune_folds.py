@@ -20,8 +20,8 @@ from ray import tune
 from ecgtune import trust
 from ecgtune.data import HeartbeatData
 from ecgtune.ensemble.library import fold_trial_name
-from ecgtune.trainables.tune_adapter import run_trial
-from ecgtune.trainables.tune_search import SearchSettings, fit_or_interrupt, run_config
+from ecgtune.raytune.tune_adapter import run_trial
+from ecgtune.raytune.tune_search import SearchSettings, fit_or_interrupt, run_config
 
 
 def run_fold_trial(config: dict, data: HeartbeatData, configs: dict[str, dict],

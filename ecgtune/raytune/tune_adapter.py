@@ -17,7 +17,7 @@ from ecgtune.data import HeartbeatData, prepare_fold
 from ecgtune.metrics import EPSILON
 from ecgtune.models import create_model
 from ecgtune.search_spaces import model_kwargs
-from ecgtune.trainables.trainer import TrainConfig, Trainer
+from ecgtune.trainer import TrainConfig, Trainer
 
 METRIC, MODE = "val_abs_sum", "min"
 WORST_LOG_LOSS = float(-np.log(EPSILON))
@@ -45,7 +45,7 @@ def run_trial(config: dict, data: HeartbeatData, train_rows: np.ndarray, val_row
     train_config = replace(train_config, first_epoch_fraction=first_epoch_fraction)
     fold = prepare_fold(data, train_rows, val_rows, imbalance=imbalance, seed=seed)
     torch.manual_seed(seed)
-    model = create_model(family, n_classes=fold.n_classes, signal_length=fold.train_signals.shape[1], **model_config)
+    model = create_model(family, n_classes=fold.n_classes, **model_config)
     trainer = Trainer(model, fold, train_config)
     checkpoint = tune.get_checkpoint()
     if checkpoint is not None:

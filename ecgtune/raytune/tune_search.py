@@ -25,12 +25,12 @@ from pathlib import Path
 import numpy as np
 from ray import tune
 
-from ecgtune import trust
+from ecgtune import defaults, trust
 from ecgtune.atomic import write_text_atomically
 from ecgtune.data import HeartbeatData
 from ecgtune.errors import ConfigError, Interrupted
 from ecgtune.search_spaces import EpochBudget, default_point, family_points, portfolio_points, search_space
-from ecgtune.trainables.tune_adapter import METRIC, MODE, run_trial
+from ecgtune.raytune.tune_adapter import METRIC, MODE, run_trial
 
 MIN_GRACE_S, MAX_GRACE_S, GRACE_SHARE = 3.0, 300.0, 1 / 80  # the first rung: this share of the search's time
 EXPLORED_PER_FAMILY = 2  # variations of each family's starting point tried before TPE takes over
@@ -46,22 +46,23 @@ class SearchSettings:
     families: Sequence[str]
     name: str
     storage: str                          # absolute local path or a URI such as s3://bucket/path
-    num_samples: int = 100                # trials in total, all families together
+    num_samples: int = defaults.NUM_SAMPLES  # trials in total, all families together
     time_budget_s: float | None = None    # stop the whole search after this many seconds
-    searcher: str = "optuna"
-    scheduler: str = "asha"
+    searcher: str = defaults.SEARCHER
+    scheduler: str = defaults.SCHEDULER
     grace_period_s: float | None = None   # ASHA: seconds of training every trial gets before it can be stopped
                                           # (None: an eightieth of the budget, 3 s to 5 minutes)
-    reduction_factor: int = 3             # ASHA: keep the best 1/reduction_factor at each rung
+    reduction_factor: int = defaults.REDUCTION_FACTOR  # ASHA: keep the best 1/reduction_factor at each rung
     budget: EpochBudget = field(default_factory=EpochBudget)
-    cpus_per_trial: float = 1.0
+    cpus_per_trial: float = defaults.CPUS_PER_TRIAL
     gpus_per_trial: float = 0.0
     max_concurrent: int | None = None
-    max_failures: int = 2                 # retries of a failed trial, each from its last checkpoint
-    seed: int = 0
+    max_failures: int = defaults.MAX_FAILURES  # retries of a failed trial, each from its last checkpoint
+    seed: int = defaults.SEED
     refit_rows: int | None = None         # with a time budget: end the search early enough to refit the best
     refit_max_s: float | None = None      # trial on this many rows, unless that would take longer than this
     journal: str | None = None            # a local file for the Optuna study (optuna-dashboard reads it live)
+    portfolio_first: bool = False         # try the portfolio before the families' starting points (long trials)
 
     def __post_init__(self):
         if self.searcher not in SEARCHERS:
@@ -98,8 +99,7 @@ def make_scheduler(settings: SearchSettings):
 
 def _optuna_tpe(settings: SearchSettings):
     """Ray's OptunaSearch over the define-by-run space: multivariate TPE with constant liar for
-    parallel trials, trying first every family's compact starting point, the shipped portfolio of
-    configurations that won on real ECG, and a few variations of every family's starting point."""
+    parallel trials, trying first the points of `first_points`."""
     import optuna
     from ray.tune.search.optuna import OptunaSearch
 
@@ -107,11 +107,18 @@ def _optuna_tpe(settings: SearchSettings):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         sampler = optuna.samplers.TPESampler(multivariate=True, group=True, constant_liar=True, seed=settings.seed)
-    first = [default_point(family, settings.budget) for family in settings.families]
-    first += portfolio_points(settings.families, settings.budget)
-    first += family_points(settings.families, EXPLORED_PER_FAMILY, settings.budget, settings.seed)
     return OptunaSearch(search_space(settings.families, settings.budget), metric=METRIC, mode=MODE, sampler=sampler,
-                        points_to_evaluate=first, **_study_storage(settings))
+                        points_to_evaluate=first_points(settings), **_study_storage(settings))
+
+
+def first_points(settings: SearchSettings) -> list[dict]:
+    """The points the TPE searcher tries first, in order: every family's compact starting point (so
+    that even a short search tries every family) and the shipped portfolio, the portfolio first for
+    long trials (`portfolio_first`); then EXPLORED_PER_FAMILY variations of each family's start."""
+    starts = [default_point(family, settings.budget) for family in settings.families]
+    portfolio = portfolio_points(settings.families, settings.budget)
+    first = portfolio + starts if settings.portfolio_first else starts + portfolio
+    return first + family_points(settings.families, EXPLORED_PER_FAMILY, settings.budget, settings.seed)
 
 
 def _optuna_random(settings: SearchSettings):
@@ -169,15 +176,19 @@ def make_trainable(settings: SearchSettings, data: HeartbeatData, train_rows: np
 
 class RefitReserve(tune.Stopper):
     """Ends the search when what is left of its time is what the best trial so far would need to be
-    refit on every row (its pace per row, times every row, times its best epoch). A refit that would
-    take longer than `max_seconds` is not reserved for: the search then uses all of its time."""
+    refit on every row (its pace per row, times every row, times its best epoch), plus the longest
+    interval between two reports: a running trial only stops at its next report (on a laptop with
+    real data that was 21 s, and the refit it left no room for did not run). A refit that would take
+    longer than `max_seconds` is not reserved for: the search then uses all of its time."""
 
     def __init__(self, time_budget_s: float, training_rows: int, refit_rows: int, max_seconds: float):
         self.deadline = time.monotonic() + time_budget_s
         self.training_rows, self.refit_rows, self.max_seconds = training_rows, refit_rows, max_seconds
         self.best: tuple[float, float] | None = None  # (validation abs-sum, refit seconds)
+        self.report_interval = 0.0
 
     def __call__(self, trial_id: str, result: dict) -> bool:
+        self.report_interval = max(self.report_interval, result.get("time_this_iter_s", 0.0))
         if METRIC in result and "epoch" in result:
             rows_seen = (result["epoch"] - 1 + FIRST_EPOCH_FRACTION) * self.training_rows
             refit_seconds = result["time_total_s"] / rows_seen * self.refit_rows * result["epoch"]
@@ -186,10 +197,10 @@ class RefitReserve(tune.Stopper):
         return False
 
     def reserve(self) -> float:
-        """Seconds kept back for the refit, with its margin (see `refit_margin`)."""
+        """Seconds kept back for the refit, with its margin (see `refit_margin`) and the stop's delay."""
         if self.best is None or refit_margin(self.best[1]) > self.max_seconds:
             return 0.0
-        return refit_margin(self.best[1])
+        return refit_margin(self.best[1]) + self.report_interval
 
     def stop_all(self) -> bool:
         return time.monotonic() >= self.deadline - self.reserve()
@@ -396,16 +407,17 @@ def trial_slots(settings: SearchSettings) -> int:
     return max(1, min(fits, settings.max_concurrent or fits))
 
 
-def measure_pace(settings: SearchSettings, signal_length: int, n_classes: int) -> float | None:
-    """Seconds per training row of one trial while the search's parallel trials train side by side:
-    one Ray task per parallel slot, each with a trial's resources, all at once (trials that share a
-    GPU or a machine slow each other down), each timing every family's compact starting point; the
-    median over the families. None when the cluster has not run them within PACE_TIMEOUT_S (an
+def measure_pace(settings: SearchSettings, signal_length: int, n_classes: int,
+                 networks: Sequence[tuple[str, dict]]) -> list[float] | None:
+    """Seconds per training row of one trial of each (family, model keyword arguments) network, while
+    the search's parallel trials train side by side: one Ray task per parallel slot, each with a
+    trial's resources, all at once (trials that share a GPU or a machine slow each other down), each
+    timing every network. None when the cluster has not run them within PACE_TIMEOUT_S (an
     autoscaling cluster still waiting for its nodes)."""
     import ray
 
-    task = ray.remote(_time_families).options(num_cpus=settings.cpus_per_trial, num_gpus=settings.gpus_per_trial)
-    pending = [task.remote(list(settings.families), signal_length, n_classes, settings.threads_per_trial)
+    task = ray.remote(_time_networks).options(num_cpus=settings.cpus_per_trial, num_gpus=settings.gpus_per_trial)
+    pending = [task.remote(list(networks), signal_length, n_classes, settings.threads_per_trial)
                for _ in range(trial_slots(settings))]
     try:
         paces = np.array(ray.get(pending, timeout=PACE_TIMEOUT_S))
@@ -413,17 +425,16 @@ def measure_pace(settings: SearchSettings, signal_length: int, n_classes: int) -
         for reference in pending:
             ray.cancel(reference, force=True)
         return None
-    return float(np.median(paces.mean(axis=0)))
+    return paces.mean(axis=0).tolist()
 
 
-def _time_families(families: list[str], signal_length: int, n_classes: int, threads: int) -> list[float]:
+def _time_networks(networks: list[tuple[str, dict]], signal_length: int, n_classes: int, threads: int) -> list[float]:
     import torch
 
-    from ecgtune.search_spaces.families import COMPACT
-    from ecgtune.trainables.trainer import training_pace
+    from ecgtune.trainer import training_pace
 
     torch.set_num_threads(threads)
-    return [training_pace(family, COMPACT[family], signal_length, n_classes) for family in families]
+    return [training_pace(family, model_config, signal_length, n_classes) for family, model_config in networks]
 
 
 def cluster_nodes() -> int:

@@ -341,7 +341,7 @@ def training_pace(family: str, model_config: dict, signal_length: int, n_classes
     signals = np.random.default_rng(0).standard_normal((rows, signal_length), dtype=np.float32)
     labels = np.arange(rows) % n_classes
     fold = Fold(signals, labels, signals[:0], labels[:0], n_classes=n_classes)
-    model = create_model(family, n_classes=n_classes, signal_length=signal_length, **model_config)
+    model = create_model(family, n_classes=n_classes, **model_config)
     trainer = Trainer(model, fold, TrainConfig(epochs=2, batch_size=batch_size, device=device))
     trainer.run_epoch()
     return 1.0 / trainer.run_epoch()["samples_per_s"]
@@ -356,8 +356,7 @@ def train_family(
 ) -> tuple[nn.Module, TrainResult]:
     """Builds the family with a seeded initialisation, trains it, and loads its best epoch's weights."""
     torch.manual_seed(config.seed)
-    model = create_model(family, n_classes=fold.n_classes, signal_length=fold.train_signals.shape[1],
-                         **(model_config or {}))
+    model = create_model(family, n_classes=fold.n_classes, **(model_config or {}))
     result = train(model, fold, config, on_epoch)
     model.load_state_dict(result.best_state)
     return model, result
