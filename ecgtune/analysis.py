@@ -24,6 +24,10 @@ class Importances:
     by_group: dict[str, dict[str, float]] = field(default_factory=dict)
     trials: dict[str, int] = field(default_factory=dict)
 
+    def few_trials(self) -> list[str]:
+        """The groups whose importances rest on fewer than FEW_TRIALS_FOR_IMPORTANCE trials."""
+        return [group for group, count in self.trials.items() if count < FEW_TRIALS_FOR_IMPORTANCE]
+
 
 def study_importances(journal: Path, study_name: str, families: list[str]) -> Importances:
     """Importances from the search's own study in its Optuna journal (RUNS_DIR/NAME/optuna.journal):

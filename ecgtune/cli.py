@@ -12,6 +12,7 @@ import warnings
 from pathlib import Path
 
 from ecgtune import defaults
+from ecgtune.tracking import TRACKERS
 from ecgtune.errors import ConfigError, DataWarning, EcgtuneError, Interrupted
 from ecgtune.storage import is_remote
 
@@ -174,6 +175,13 @@ def add_search_arguments(parser: argparse.ArgumentParser) -> None:
                           "training time (default: an eightieth of the search's time, 3 to 300 s)")
     how.add_argument("--reduction-factor", type=_positive_int, default=defaults.REDUCTION_FACTOR,
                      help=f"ASHA: keep 1/N of the trials at each rung (default {defaults.REDUCTION_FACTOR})")
+    how.add_argument("--tracker", choices=TRACKERS,
+                     help="also log every trial's configuration and per-epoch metrics, and the final ensemble's "
+                          "scores, to MLflow ($MLFLOW_TRACKING_URI, else RUNS_DIR/mlflow.db) or Weights & Biases "
+                          "(project ecgtune); needs pip install \"ecgtune[mlflow]\" or \"ecgtune[wandb]\"")
+    how.add_argument("--warm-start", type=Path, metavar="RUNS_DIR/NAME",
+                     help="start from an earlier experiment: its best configurations are tried first and, on the "
+                          "same data, the searcher begins from all its trials' scores")
     how.add_argument("--min-epochs", type=_positive_int,
                      help="smallest epoch budget a trial may sample (default: a third of --max-epochs)")
     how.add_argument("--max-epochs", type=_positive_int,
@@ -315,6 +323,9 @@ def _search_plan(args: argparse.Namespace):
         return experiment.load_plan(run_dir), run_dir
     if args.min_epochs and args.max_epochs and args.min_epochs > args.max_epochs:
         raise EcgtuneError(f"--min-epochs {args.min_epochs} exceeds --max-epochs {args.max_epochs}")
+    from ecgtune.tracking import check_tracker
+
+    check_tracker(args.tracker)
     if args.reduction_factor < 2:
         raise EcgtuneError(f"--reduction-factor must be at least 2, got {args.reduction_factor}")
     storage, smoke = args.storage or str(run_dir.parent), args.smoke
@@ -338,6 +349,8 @@ def _search_plan(args: argparse.Namespace):
         fold_epochs=args.fold_epochs,
         predict_budget=_zero_is_no_limit(args.predict_budget),
         refit=not args.no_refit,
+        warm_start=str(args.warm_start.resolve()) if args.warm_start else None,
+        tracker=args.tracker,
     )
     return plan, run_dir
 

@@ -58,6 +58,8 @@ class Plan:
     predict_budget: float | None = None  # the ensemble's networks: seconds per 10,000 beats (None: no limit)
     refit: bool = defaults.REFIT    # retrain the ensemble's networks on every labelled row before export
     long_trials: bool = False       # the budget was too short to search: the portfolio trains long instead
+    warm_start: str | None = None   # an earlier experiment's folder: its best configurations are tried first
+    tracker: str | None = None      # "mlflow" or "wandb" (see `ecgtune.tracking`)
 
 
 @dataclass(frozen=True)

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ecgtune.analysis import FEW_TRIALS_FOR_IMPORTANCE, MIN_TRIALS_FOR_IMPORTANCE, Importances, study_importances
 from ecgtune.atomic import write_text_atomically
 from ecgtune.errors import EcgtuneError
 from ecgtune.ensemble.summary import SCORES, EnsembleSummary
@@ -39,8 +40,9 @@ def write_report(run_dir: Path) -> Path:
     plan = load_plan(run_dir)
     histories = read_histories(Path(plan.storage) / run_dir.name) if not is_remote(plan.storage) else {}
     summary = read_summary(run_dir)
-    sections = [_overview(run_dir, plan, histories, summary), _timings(run_dir), _leaderboard(run_dir),
-                _progress(histories), _importances(run_dir, plan)]
+    importances = study_importances(run_dir / OPTUNA_JOURNAL, run_dir.name, plan.families)
+    sections = [_overview(run_dir, plan, histories, summary), _flags(plan, histories, summary, importances),
+                _timings(run_dir), _leaderboard(run_dir), _progress(histories), _importances(importances)]
     if summary is not None:
         sections += [_scores(summary), _members(summary), _decisions(run_dir, summary)]
     page = PAGE.format(title=html.escape(f"ecgtune: {run_dir.name}"), body="\n".join(sections),
@@ -88,6 +90,34 @@ def _overview(run_dir: Path, plan: Plan, histories: dict, summary: EnsembleSumma
                                   f"{summary.validation_rows} rows with the decision rule cross-fitted"))
     rows = "".join(f"<tr><th>{html.escape(k)}</th><td>{html.escape(str(v))}</td></tr>" for k, v in facts)
     return f"<h1>Experiment {html.escape(run_dir.name)}</h1><table class='facts'>{rows}</table>"
+
+
+def _flags(plan: Plan, histories: dict, summary: EnsembleSummary | None, importances: Importances) -> str:
+    """What a reader must not miss, at the top: an ensemble worse than the best trial alone, families
+    that never reported, and importances from too few trials."""
+    flags = []
+    if summary is not None:
+        ensemble, best = summary.scores["ensemble_learned_rule"], summary.scores["best_single_learned_rule"]
+        if ensemble > best:
+            why = " (the prediction-cost limit left the best trial out)" if summary.cost_limit is not None else ""
+            flags.append(f"The exported ensemble scores {ensemble:.1f} on the rows it was chosen on, worse than the "
+                         f"best trial alone with its own rule ({best:.1f}){why}.")
+    ran = {record["family"] for records in histories.values() for record in records}
+    silent = [family for family in plan.families if family not in ran]
+    if histories and silent and not plan.long_trials:  # long trials run only a few families by design
+        flags.append(f"Never reported a result: {', '.join(silent)} (no trial of "
+                     f"{'this family' if len(silent) == 1 else 'these families'} finished an epoch, or none "
+                     "was started).")
+    few = importances.few_trials()
+    if few:
+        flags.append(f"Parameter importances of {', '.join(few)} come from fewer than {FEW_TRIALS_FOR_IMPORTANCE} "
+                     "trials: a hint, not a finding.")
+    if plan.long_trials:
+        flags.append(f"The budget was too short to search: the searcher's first {plan.num_samples} configurations "
+                     f"(the portfolio's first) were trained for {plan.max_epochs} epochs each instead.")
+    if not flags:
+        return ""
+    return "<ul class='flags'>" + "".join(f"<li>{html.escape(flag)}</li>" for flag in flags) + "</ul>"
 
 
 def _timings(run_dir: Path) -> str:
@@ -158,11 +188,13 @@ def _progress(histories: dict[str, list[dict]]) -> str:
     start = records[0][0]
     figure, axes = plt.subplots(figsize=(8, 4))
     families = sorted({family for _, family, _ in records})
+    # the best overall is drawn first, wide and pale, so that the family it follows shows on top of it
+    times, scores = _running_best([(t - start, s) for t, _, s in records])
+    axes.step(np.array(times) / 60, scores, where="post", color="#c8c8c8", linewidth=6, label="best overall",
+              zorder=1)
     for colour, family in zip(_colours(len(families)), families):
         times, scores = _running_best([(t - start, s) for t, f, s in records if f == family])
-        axes.step(np.array(times) / 60, scores, where="post", color=colour, label=family, alpha=0.8)
-    times, scores = _running_best([(t - start, s) for t, _, s in records])
-    axes.step(np.array(times) / 60, scores, where="post", color="black", linewidth=2, label="best overall")
+        axes.step(np.array(times) / 60, scores, where="post", color=colour, label=family, linewidth=1.5, zorder=2)
     spread = max(score for _, _, score in records) / max(min(score for _, _, score in records), 1.0)
     axes.set(xlabel="minutes since the first result", ylabel="best validation abs-sum so far",
              yscale="log" if spread > 5 else "linear", title="Search progress")
@@ -180,12 +212,9 @@ def _running_best(points: list[tuple[float, float]]) -> tuple[list[float], list[
     return times, scores
 
 
-def _importances(run_dir: Path, plan: Plan) -> str:
+def _importances(importances: Importances) -> str:
     import matplotlib.pyplot as plt
 
-    from ecgtune.analysis import FEW_TRIALS_FOR_IMPORTANCE, MIN_TRIALS_FOR_IMPORTANCE, study_importances
-
-    importances = study_importances(run_dir / OPTUNA_JOURNAL, run_dir.name, plan.families)
     title = "<h2>Parameter importances</h2>"
     if not importances.by_group:
         return (f"{title}<p>Too few finished trials in the search's Optuna journal for importances (at least "
@@ -197,11 +226,12 @@ def _importances(run_dir: Path, plan: Plan) -> str:
         axis.barh(names, [found[name] for name in names], color="#4e79a7")
         axis.set(title=f"{group} ({importances.trials[group]} trials)", xlabel="importance (fANOVA)")
         axis.tick_params(axis="y", labelsize=7)
-    few = [group for group, count in importances.trials.items() if count < FEW_TRIALS_FOR_IMPORTANCE]
+    few = importances.few_trials()
     caution = (f" <b>Rough:</b> {', '.join(few)} had fewer than {FEW_TRIALS_FOR_IMPORTANCE} trials, so their "
                "importances are a hint, not a finding." if few else "")
-    return (f"{title}<p>Optuna's fANOVA on the search's own study (optuna.journal; optuna-dashboard shows it too), "
-            "from each finished trial's last validation abs-sum. Across families only the shared parameters "
+    return (f"{title}<p>Optuna's fANOVA on the search's study (optuna.journal, with any earlier trials a "
+            "--warm-start passed on; optuna-dashboard shows it too), from each finished trial's last validation "
+            "abs-sum. Across families only the shared parameters "
             f"compare; each family with at least {MIN_TRIALS_FOR_IMPORTANCE} trials gets its own panel.{caution}</p>"
             + _image(figure))
 
@@ -326,6 +356,7 @@ table.facts th {{ background: none; font-weight: 600; }}
 img {{ max-width: 100%; }}
 h2 {{ border-bottom: 2px solid #4e79a7; padding-bottom: 0.2em; margin-top: 2em; }}
 footer {{ color: #888; font-size: 0.8em; margin-top: 3em; }}
+ul.flags {{ background: #fff4e5; border-left: 4px solid #e15759; padding: 0.6em 1em 0.6em 2em; }}
 </style></head>
 <body>
 {body}

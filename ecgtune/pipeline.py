@@ -21,7 +21,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from ecgtune import defaults, experiment, trust
+from ecgtune import defaults, experiment, tracking, trust
 from ecgtune.atomic import write_text_atomically
 from ecgtune.errors import DataWarning, EcgtuneError, Interrupted
 from ecgtune.storage import is_remote
@@ -32,6 +32,7 @@ FINISH_SHARE, FINISH_MIN_S = 0.05, 20.0  # of the budget (at least 20 s): ensemb
 MIN_FREE_BYTES = 256 * 2**20  # a smoke search filled a 50 MB disk; checkpoints and Ray's state need room
 MIN_VALIDATION_ROWS_PER_CLASS = 30  # below this a class's threshold moves with a row or two
 SEARCH_MIN_EPOCHS = 120  # epochs in all, over every trial; the laptop main job buys about 200 (BENCHMARKS 11g)
+WARM_START_POINTS = 8  # an earlier search's best configurations retrained first (`--warm-start`)
 LONG_TRIAL_SHARE = 0.85  # of the search's time for a long trial's training: its validation passes need the rest
 
 
@@ -92,6 +93,7 @@ def search_settings(plan: experiment.Plan, resources: Resources, run_dir: Path, 
         cpus_per_trial=resources.cpus_per_trial,
         gpus_per_trial=gpus, max_concurrent=resources.max_concurrent, max_failures=resources.max_failures,
         seed=plan.seed, journal=str(run_dir.resolve() / experiment.OPTUNA_JOURNAL), portfolio_first=plan.long_trials,
+        tracker=plan.tracker, tracking_uri=tracking.mlflow_uri(run_dir.parent) if plan.tracker == "mlflow" else None,
     )
 
 
@@ -120,7 +122,7 @@ def settle_epochs(plan: experiment.Plan, settings, clock: Clock, data, training_
         return plan
     budget = EpochBudget()
     if clock.budget_s is not None:
-        fitted = _fit_to_pace(plan, settings, search_time(clock), data, training_rows)
+        fitted = _fit_to_pace(plan, settings, clock, data, training_rows)
         if isinstance(fitted, experiment.Plan):
             return fitted
         budget = fitted or budget
@@ -131,31 +133,32 @@ def settle_epochs(plan: experiment.Plan, settings, clock: Clock, data, training_
     return replace(plan, min_epochs=budget.min_epochs, max_epochs=budget.max_epochs)
 
 
-def _fit_to_pace(plan: experiment.Plan, settings, seconds: float, data, training_rows: int):
-    """Times the networks on the cluster; returns the epoch range that `seconds` of search pay for, or
-    the plan of long trials when they pay for too few epochs to search, or None when unmeasured."""
+def _fit_to_pace(plan: experiment.Plan, settings, clock: Clock, data, training_rows: int):
+    """Times the networks on the cluster; returns the epoch range that the search's time pays for, or
+    the plan of long trials when it pays for too few epochs to search, or None when unmeasured."""
     from ecgtune.raytune import tune_search
     from ecgtune.search_spaces import EpochBudget, point_network
     from ecgtune.search_spaces.families import COMPACT
 
-    slots = tune_search.trial_slots(settings)
+    slots, may_go_long = tune_search.trial_slots(settings), not plan.min_epochs and not plan.max_epochs
     compact = [(family, COMPACT[family]) for family in settings.families]
-    long_trials = [point_network(point)
-                   for point in tune_search.first_points(replace(settings, portfolio_first=True))[:slots]]
+    first = tune_search.first_points(replace(settings, portfolio_first=True))[:slots] if may_go_long else []
+    long_trials = [point_network(point) for point in first]
     paces = tune_search.measure_pace(settings, data.signal_length, data.n_classes, compact + long_trials)
     if paces is None:
         print(f"warning: the cluster did not time the networks within {tune_search.PACE_TIMEOUT_S:.0f} s; "
               "trials sample the default epochs", file=sys.stderr)
         return None
+    seconds = search_time(clock)  # after the timing, which took some of it
     epoch_seconds = statistics.median(paces[:len(compact)]) * training_rows
     pace_words = (f"an epoch of {training_rows:,} rows takes about {epoch_seconds:.1f} s per trial with {slots} at "
                   f"once; the search has about {seconds / 60:.1f} min")
-    if not plan.min_epochs and not plan.max_epochs and too_short_to_search(seconds, epoch_seconds, slots):
+    if may_go_long and too_short_to_search(seconds, epoch_seconds, slots):
         epochs = max(1, int(LONG_TRIAL_SHARE * seconds / (max(paces[len(compact):]) * training_rows)))
-        print(f"epochs: {epochs} for each of {slots} trial(s), the searcher's first points: the budget buys about "
-              f"{seconds * slots / epoch_seconds:.0f} epochs in all, too few to search ({pace_words}). A longer "
-              "--time-budget, or --min-epochs and --max-epochs, searches instead", file=sys.stderr)
-        return replace(plan, min_epochs=epochs, max_epochs=epochs, num_samples=slots, scheduler="fifo",
+        print(f"epochs: {epochs} for each of {len(long_trials)} trial(s), the searcher's first points: the budget "
+              f"buys about {seconds * slots / epoch_seconds:.0f} epochs in all, too few to search ({pace_words}). A "
+              "longer --time-budget, or --min-epochs and --max-epochs, searches instead", file=sys.stderr)
+        return replace(plan, min_epochs=epochs, max_epochs=epochs, num_samples=len(long_trials), scheduler="fifo",
                        long_trials=True)
     budget = EpochBudget.fitting(seconds, epoch_seconds)
     print(f"epochs: {budget.min_epochs}-{budget.max_epochs} per trial ({pace_words})", file=sys.stderr)
@@ -208,6 +211,7 @@ def _run_stages(plan: experiment.Plan, resources: Resources, run_dir: Path, resu
               f"(train {len(train_rows)}, validation {len(val_rows)})", file=sys.stderr)
         warn_of_few_validation_rows(data.labels[val_rows], data.source)
         from ecgtune.raytune import tune_search
+        from ecgtune.raytune.tune_layout import folder_rows
 
         tune_search.start_ray(resources.address)
         settings = search_settings(plan, resources, run_dir)
@@ -215,10 +219,14 @@ def _run_stages(plan: experiment.Plan, resources: Resources, run_dir: Path, resu
             raise EcgtuneError(f"{settings.experiment_path} already holds an experiment; "
                                "continue it with --resume or pick another --name")
         if not resume:
-            plan = settle_epochs(plan, settings, clock, data, len(train_rows))
-            settings = search_settings(plan, resources, run_dir)
+            earlier = _earlier_trials(plan) if plan.warm_start else []
+            warm_points = [trial.params for trial in earlier[:WARM_START_POINTS]]
+            plan = settle_epochs(plan, replace(settings, warm_points=warm_points), clock, data, len(train_rows))
+            settings = replace(search_settings(plan, resources, run_dir), warm_points=warm_points)
             # a journal without Ray's state is a start that died before its first save: begin the study anew
             Path(settings.journal).unlink(missing_ok=True)
+            if earlier:
+                _warm_start(plan, settings, earlier, data)
         experiment.save_plan(run_dir, plan, data, val_rows, resume=resume)
         experiment.calibration(run_dir)
         trust.sign_state(run_dir)
@@ -232,8 +240,12 @@ def _run_stages(plan: experiment.Plan, resources: Resources, run_dir: Path, resu
             for folder in state_folders:
                 trust.sign_state(folder)
     with clock.stage("leaderboard"):
-        rows = rank_rows(tune_search.trial_rows(results))
-        silent = len(results) - len(rows)
+        # read from the trial folders where they are local: a search rebuilt after its Ray state was
+        # damaged returns only its own trials
+        found = tune_search.trial_rows(results) if is_remote(settings.storage) else folder_rows(
+            Path(settings.experiment_path))
+        rows = rank_rows(found)
+        silent = max(0, len(results) - len(tune_search.trial_rows(results)))
         if not rows:
             raise EcgtuneError(f"no trial reported a result; see {settings.experiment_path}")
         write_csv(rows, run_dir / experiment.LEADERBOARD_FILE)
@@ -243,6 +255,12 @@ def _run_stages(plan: experiment.Plan, resources: Resources, run_dir: Path, resu
         print(f"\n{silent} trial(s) stopped or failed before their first epoch ended; not ranked")
     print(f"\nleaderboard: {run_dir / experiment.LEADERBOARD_FILE}; trials and checkpoints: "
           f"{settings.experiment_path}")
+    if not is_remote(settings.storage):
+        print(f"learning curves: tensorboard --logdir {shlex.quote(settings.experiment_path)}")
+    if plan.tracker == "mlflow":
+        print(f"tracked in MLflow: mlflow ui --backend-store-uri {settings.tracking_uri} (experiment {run_dir.name})")
+    elif plan.tracker == "wandb":
+        print(f"tracked in Weights & Biases: project {tracking.WANDB_PROJECT}, group {run_dir.name}")
     summary = bundle = None
     if not is_remote(settings.storage):
         options = experiment.EnsembleOptions.from_plan(plan)
@@ -251,6 +269,12 @@ def _run_stages(plan: experiment.Plan, resources: Resources, run_dir: Path, resu
             summary, bundle = experiment.ensemble_experiment(run_dir, options, settings, refit_seconds=refit_seconds)
         print(f"\n{format_ensemble(summary)}")
         print(f"ensemble: {run_dir / experiment.ENSEMBLE_FILE}; bundle: {bundle}")
+        if plan.tracker:
+            try:
+                tracking.log_ensemble(plan.tracker, run_dir.name, settings.tracking_uri, summary, bundle)
+            except Exception as error:  # the tracker is a copy: its failure must not lose the run's own record
+                print(f"warning: the ensemble was not logged to {plan.tracker} ({type(error).__name__}: {error})",
+                      file=sys.stderr)
     with clock.stage("report"):
         from ecgtune.html_report import write_report
 
@@ -261,6 +285,41 @@ def _run_stages(plan: experiment.Plan, resources: Resources, run_dir: Path, resu
     if bundle is not None:
         print(f"next: python -m ecgtune predict --bundle {shlex.quote(str(bundle))} --data testA.csv --out submit.csv")
     return summary, bundle
+
+
+def _earlier_trials(plan: experiment.Plan) -> list:
+    """The finished trials of the plan's families in the experiment named by `--warm-start`, best first."""
+    from ecgtune.raytune import tune_search
+
+    folder = Path(plan.warm_start)
+    journal = folder / experiment.OPTUNA_JOURNAL
+    if not (folder / experiment.PLAN_FILE).is_file():
+        raise EcgtuneError(f"--warm-start {folder}: no experiment there ({experiment.PLAN_FILE} is missing)")
+    if not journal.is_file():
+        raise EcgtuneError(f"--warm-start {folder}: no {experiment.OPTUNA_JOURNAL} there (an experiment from before "
+                           "ecgtune kept its study on disk); nothing to start from")
+    trials = tune_search.earlier_trials(journal, folder.name, plan.families)
+    if not trials:
+        raise EcgtuneError(f"--warm-start {folder}: no finished trial of {', '.join(plan.families)} there")
+    return trials
+
+
+def _warm_start(plan: experiment.Plan, settings, earlier: list, data) -> None:
+    """Seeds the new search: the earlier experiment's best configurations are its first points, and when
+    its scores were measured on the same validation rows (the same data, fraction and seed), its
+    searcher also starts from every earlier trial's score."""
+    from ecgtune.raytune import tune_search
+
+    folder = Path(plan.warm_start)
+    old = experiment.load_plan(folder)
+    comparable = (experiment.saved_fingerprint(folder) == experiment.fingerprint(data)
+                  and (old.val_fraction, old.seed) == (plan.val_fraction, plan.seed))
+    said = "; its scores are not passed on: they were measured on other validation rows"
+    if comparable:
+        said = (f", and the searcher starts from the scores of {tune_search.tell_earlier_results(settings, earlier)} "
+                f"of its {len(earlier)} finished trial(s)")
+    print(f"warm start from {folder}: its best {len(settings.warm_points)} configuration(s) are tried first{said}",
+          file=sys.stderr)
 
 
 def warn_of_few_validation_rows(labels, source: str) -> None:

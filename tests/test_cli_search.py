@@ -25,7 +25,8 @@ def test_arch_all_and_lists():
 
 
 def test_smoke_search_over_all_families(tmp_path):
-    result = _search(tmp_path, "--arch", "all", "--smoke", "--name", "smoke", "--predict-budget", "0")
+    result = _search(tmp_path, "--arch", "all", "--smoke", "--name", "smoke", "--predict-budget", "0",
+                     "--tracker", "mlflow")
     assert result.returncode == 0, result.stderr[-3000:]
     with open(tmp_path / "smoke" / "leaderboard.csv") as stream:
         rows = list(csv.DictReader(stream))
@@ -46,6 +47,8 @@ def test_smoke_search_over_all_families(tmp_path):
     assert summary["cost"] > 0
     _check_refit_and_timings(tmp_path / "smoke", summary)
     _check_journal(tmp_path / "smoke", rows)
+    _check_mlflow(tmp_path, rows, summary)
+    assert f"tensorboard --logdir {tmp_path / 'smoke'}" in result.stdout
     rebuilt = _ecgtune("ensemble", "--experiment", tmp_path / "smoke")
     assert rebuilt.returncode == 0 and "Decision rule" in rebuilt.stdout and "Prediction time of all networks: " in rebuilt.stdout
     assert json.loads((tmp_path / "smoke" / "ensemble.json").read_text()) == summary, "the same bundle, refits reused"
@@ -67,6 +70,22 @@ def _check_journal(run_dir, rows):
     completed = study.get_trials(states=(optuna.trial.TrialState.COMPLETE,))
     assert len(completed) >= len(rows) and {trial.params["family"] for trial in completed} >= {
         row["family"] for row in rows}
+
+
+def _check_mlflow(runs_dir, rows, summary):
+    """--tracker mlflow: a run per trial with its configuration and per-epoch validation abs-sum, and
+    one for the ensemble with its scores, in RUNS_DIR/mlflow.db under the experiment's name."""
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri=f"sqlite:///{runs_dir / 'mlflow.db'}")
+    runs = client.search_runs([client.get_experiment_by_name("smoke").experiment_id])
+    trials = [run for run in runs if run.data.tags.get("ecgtune") == "trial"]
+    (ensemble,) = [run for run in runs if run.data.tags.get("ecgtune") == "ensemble"]
+    assert len(trials) >= len(rows)
+    assert {run.data.params["family"] for run in trials} >= {row["family"] for row in rows}
+    history = client.get_metric_history(trials[0].info.run_id, "val_abs_sum")
+    assert len(history) >= 1 and all(point.value >= 0 for point in history)
+    assert ensemble.data.metrics["ensemble/ensemble_learned_rule"] == summary["scores"]["ensemble_learned_rule"]
 
 
 def _check_refit_and_timings(run_dir, summary):

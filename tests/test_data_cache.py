@@ -180,10 +180,10 @@ def test_staging_folders_left_by_killed_stores_are_removed(tmp_path, isolated_ca
 
 
 def test_storing_over_an_entry_replaces_it_whole(tmp_path, isolated_cache):
-    arrays = {"ids": np.arange(2), "signals": BEATS.astype(np.float32), "labels": None}
-    cache.store_entry(isolated_cache, "d", arrays, ["first"])
-    cache.store_entry(isolated_cache, "d", {**arrays, "signals": OTHER.astype(np.float32)}, ["second"])
-    stored, notes = cache.load_entry(isolated_cache, "d")
-    np.testing.assert_allclose(stored["signals"], OTHER.astype(np.float32))
-    assert notes == ["second"] and stored["labels"] is None
+    first = cache.ParsedBeats(np.arange(2), BEATS.astype(np.float32), None, ["first"])
+    cache.store_entry(isolated_cache, "d", first)
+    cache.store_entry(isolated_cache, "d", cache.ParsedBeats(first.ids, OTHER.astype(np.float32), None, ["second"]))
+    stored = cache.load_entry(isolated_cache, "d")
+    np.testing.assert_allclose(stored.signals, OTHER.astype(np.float32))
+    assert stored.notes == ["second"] and stored.labels is None
     assert [p.name for p in isolated_cache.iterdir()] == ["d"]

@@ -11,7 +11,7 @@ import pytest
 from conftest import competition_csv
 
 from ecgtune import cli
-from ecgtune.data import HeartbeatData, files, load_dataset, make_synthetic, write_dataset
+from ecgtune.data import HeartbeatData, files, load_dataset, make_synthetic, wide_csv, write_dataset
 from ecgtune.errors import DataError, DataWarning
 
 GOOD = np.array([[0.9, 0.1, 0.2, 0.3, 0.0], [1.0, 0.5, 0.25, 0.0, 0.0], [0.8, 0.7, 0.6, 0.5, 0.4]])
@@ -52,7 +52,7 @@ def test_fast_and_careful_parsers_agree(tmp_path):
     signals = np.array([[1.0, 1e-05, 2.5e-3, 0.0, 0.123456789012345]] * 3)
     path = competition_csv(tmp_path / "train.csv", signals, labels=[0, 1, 0])
     content = pa.memory_map(str(path)).read_buffer()
-    fast_ids, fast_signals, fast_labels, _ = files._read_wide_csv(content, 7, has_labels=True)
+    fast_ids, fast_signals, fast_labels, _ = wide_csv.read_wide_csv(content, 7, has_labels=True)
     rows = files._Rows(path, content)
     table = files._read_text_csv(rows, content, ["id", "heartbeat_signals", "label"])
     careful_ids, careful_signals, careful_labels = files._columns_from_table(rows, table)
@@ -65,8 +65,8 @@ def test_fast_and_careful_parsers_agree(tmp_path):
 @pytest.fixture
 def four_small_parts(monkeypatch):
     """The fast path cuts even a small file into four parts read by four threads."""
-    monkeypatch.setattr(files, "FAST_PATH_PART_BYTES", 64)
-    monkeypatch.setattr(files, "FAST_PATH_BLOCK_BYTES", 1 << 10)
+    monkeypatch.setattr(wide_csv, "FAST_PATH_PART_BYTES", 64)
+    monkeypatch.setattr(wide_csv, "FAST_PATH_BLOCK_BYTES", 1 << 10)
     cores = pa.cpu_count()
     pa.set_cpu_count(4)
     yield
@@ -82,8 +82,8 @@ def test_fast_path_in_parts_keeps_every_row_in_order(tmp_path, four_small_parts,
     path.write_bytes((line_end.join(lines) + final).encode())
     content = pa.memory_map(str(path)).read_buffer()
     view = memoryview(content)
-    assert len(files._parts_at_line_ends(view, first=len(lines[0]) + len(line_end), end=len(view))) == 4
-    ids, signals, labels, (smallest, largest) = files._read_wide_csv(content, 42, has_labels=True)
+    assert len(wide_csv._parts_at_line_ends(view, first=len(lines[0]) + len(line_end), end=len(view))) == 4
+    ids, signals, labels, (smallest, largest) = wide_csv.read_wide_csv(content, 42, has_labels=True)
     np.testing.assert_array_equal(ids, data.ids)
     np.testing.assert_array_equal(signals, data.signals)
     np.testing.assert_array_equal(labels, data.labels)
@@ -98,7 +98,7 @@ def test_blank_lines(tmp_path, four_small_parts, inner_blank, fast):
     write_dataset(data, path)
     lines = path.read_text().splitlines()
     path.write_text("\n".join(lines[:20] + [""] * inner_blank + lines[20:]) + "\n\r\n\n")
-    assert (files._read_wide_csv(pa.memory_map(str(path)).read_buffer(), 32, has_labels=True) is not None) == fast
+    assert (wide_csv.read_wide_csv(pa.memory_map(str(path)).read_buffer(), 32, has_labels=True) is not None) == fast
     loaded = load_dataset(path, use_cache=False)
     np.testing.assert_array_equal(loaded.ids, data.ids)
     np.testing.assert_array_equal(loaded.signals, data.signals)
@@ -110,7 +110,7 @@ def test_a_bad_value_in_a_later_part_is_named(tmp_path, four_small_parts, row, s
     signals = np.tile(GOOD, (30, 1))
     signals[row, sample] = value
     path = competition_csv(tmp_path / "train.csv", signals, labels=[0] * 90, ids=range(1000, 1090))
-    fast = files._read_wide_csv(pa.memory_map(str(path)).read_buffer(), 7, has_labels=True)
+    fast = wide_csv.read_wide_csv(pa.memory_map(str(path)).read_buffer(), 7, has_labels=True)
     assert fast is not None and not np.isfinite(fast[3]).all(), "the fast path finds it by the samples' range"
     with pytest.raises(DataError, match=rf"row id {1000 + row} \(line {row + 2}\): sample {sample} is {kind}"):
         load_dataset(path, use_cache=False)

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 from conftest import nest_params
 
-from ecgtune.analysis import FEW_TRIALS_FOR_IMPORTANCE, confusion_matrix, study_importances
+from ecgtune.analysis import FEW_TRIALS_FOR_IMPORTANCE, Importances, confusion_matrix, study_importances
 from ecgtune.ensemble.summary import REQUIRED_SCORES
-from ecgtune.experiment import OPTUNA_JOURNAL, Plan
+from ecgtune.experiment import OPTUNA_JOURNAL, Plan, load_plan
 from ecgtune.html_report import write_report
 from ecgtune.search_spaces import EpochBudget, default_point, define_search_space
 
@@ -128,6 +128,28 @@ def test_report_is_one_self_contained_page_with_every_section(experiment):
     assert "selection" in page and "honest for the rule" in page
     assert "plain_cnn_0000" in page and "0.750" in page
     assert f"fewer than {FEW_TRIALS_FOR_IMPORTANCE} trials" in page, "12 trials: the importances are called rough"
+
+
+def test_the_report_flags_at_the_top_what_a_reader_must_not_miss(experiment, tmp_path):
+    saved = json.loads((experiment / "search.json").read_text())
+    saved["plan"]["families"].append("resnet1d")
+    (experiment / "search.json").write_text(json.dumps(saved))
+    summary = json.loads((experiment / "ensemble.json").read_text())
+    summary["scores"]["ensemble_learned_rule"] = 14.0  # worse than the best trial's 10
+    (experiment / "ensemble.json").write_text(json.dumps(summary))
+    page = write_report(experiment).read_text()
+    flags = page[page.index("<ul class='flags'>"):page.index("<h2>")]
+    assert "worse than the best trial alone with its own rule (10.0)" in flags
+    assert "Never reported a result: resnet1d" in flags
+    assert "come from fewer than" in flags
+
+
+def test_a_report_without_anything_to_flag_has_no_flags(experiment):
+    from ecgtune import html_report
+
+    (experiment / "optuna.journal").unlink()  # no importances, so none from too few trials
+    assert "class='flags'" not in write_report(experiment).read_text()
+    assert html_report._flags(load_plan(experiment), {}, None, Importances()) == ""
 
 
 def test_report_of_an_experiment_without_an_ensemble_yet(experiment):

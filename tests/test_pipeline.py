@@ -3,6 +3,8 @@
 import json
 import time
 import warnings
+from dataclasses import replace
+from pathlib import Path
 
 import pytest
 
@@ -153,3 +155,63 @@ def test_scarce_validation_classes_are_warned_of():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         pipeline.warn_of_few_validation_rows(labels[:240], "train.csv")
+
+
+def _earlier_experiment(folder, data, scores):
+    """An experiment folder as a search leaves it: search.json and its Optuna journal, one finished
+    plain_cnn trial per score (each with another learning rate) and one dilated_cnn trial."""
+    import optuna
+
+    from ecgtune import experiment
+    from ecgtune.raytune.tune_search import SearchSettings, _study_storage
+    from ecgtune.search_spaces import EpochBudget, default_point, define_search_space
+
+    plan = experiment.Plan(families=["plain_cnn", "dilated_cnn"], storage=str(folder.parent))
+    folder.mkdir()
+    (folder / experiment.PLAN_FILE).write_text(json.dumps(
+        {"plan": plan.__dict__, "data_fingerprint": experiment.fingerprint(data)}))
+    settings = SearchSettings(families=plan.families, name=folder.name, storage=str(folder.parent),
+                              journal=str(folder / experiment.OPTUNA_JOURNAL), budget=EpochBudget(4, 12))
+    study = optuna.create_study(direction="minimize", **_study_storage(settings))
+    points = [{**default_point("plain_cnn"), "train/lr": 1e-3 * (index + 1)} for index in range(len(scores))]
+    for point, score in [*zip(points, scores), (default_point("dilated_cnn"), 1.0)]:
+        study.enqueue_trial(point)
+        trial = study.ask()
+        define_search_space(trial, plan.families, EpochBudget(4, 12))
+        study.tell(trial, score)
+
+
+def test_a_warm_start_tries_the_earlier_best_first_and_passes_its_scores_on_the_same_data(tmp_path):
+    import optuna
+
+    from ecgtune import experiment
+    from ecgtune.data import make_synthetic
+    from ecgtune.raytune.tune_search import SearchSettings, _study_storage, first_points
+    from ecgtune.search_spaces import EpochBudget
+
+    data = make_synthetic(200, seed=0)
+    _earlier_experiment(tmp_path / "old", data, scores=[30.0, 10.0, 20.0])
+    plan = experiment.Plan(families=["plain_cnn"], storage=str(tmp_path), warm_start=str(tmp_path / "old"))
+    earlier = pipeline._earlier_trials(plan)
+    assert [trial.value for trial in earlier] == [10.0, 20.0, 30.0], "best first, only the searched families"
+    settings = SearchSettings(families=["plain_cnn"], name="new", storage=str(tmp_path), budget=EpochBudget(2, 3),
+                              journal=str(tmp_path / "new.journal"), warm_points=[t.params for t in earlier])
+    first = first_points(settings)
+    assert [point["train/lr"] for point in first[:3]] == [0.002, 0.003, 0.001]
+    assert all(point["train/epochs"] == 3 for point in first[:3]), "epochs brought within this search's range"
+
+    pipeline._warm_start(plan, settings, earlier, data)
+    study = optuna.load_study(study_name="new", storage=_study_storage(settings)["storage"])
+    assert sorted(trial.value for trial in study.trials) == [10.0, 20.0, 30.0]
+
+    other = replace(settings, name="other", journal=str(tmp_path / "other.journal"))
+    pipeline._warm_start(plan, other, earlier, make_synthetic(200, seed=1))
+    assert not Path(other.journal).exists(), "other data: the configurations start the search, their scores do not"
+
+
+def test_a_warm_start_from_a_folder_without_a_study_is_refused_in_one_line(tmp_path):
+    from ecgtune import experiment
+
+    plan = experiment.Plan(families=["plain_cnn"], storage=str(tmp_path), warm_start=str(tmp_path / "gone"))
+    with pytest.raises(EcgtuneError, match="gone: no experiment there"):
+        pipeline._earlier_trials(plan)

@@ -21,7 +21,7 @@ from ecgtune.checkpoint import CONFIG_FILE, PROBS_FILE, STATE_FILE, WEIGHTS_FILE
 from ecgtune.data import holdout_split, make_synthetic  # noqa: E402
 from ecgtune.models import create_model  # noqa: E402
 from ecgtune.search_spaces import EpochBudget, default_point  # noqa: E402
-from ecgtune.raytune import tune_adapter  # noqa: E402
+from ecgtune.raytune import tune_adapter, tune_search  # noqa: E402
 from ecgtune.trainer import predict_proba  # noqa: E402
 from ecgtune.raytune.tune_search import (  # noqa: E402
     SearchSettings,
@@ -74,8 +74,13 @@ def test_every_family_starts_before_the_portfolio_unless_trials_are_long(tmp_pat
 
 def test_search_checkpoints_what_the_ensemble_needs(tmp_path, beats):
     data, train_rows, val_rows = beats
-    rows = trial_rows(run(_settings(tmp_path), data, train_rows, val_rows))
+    settings = _settings(tmp_path)
+    rows = trial_rows(run(settings, data, train_rows, val_rows))
     assert len(rows) == 3 and {row["family"] for row in rows} == {"plain_cnn", "dilated_cnn"}
+    from ecgtune.raytune.tune_layout import folder_rows
+
+    by_id = {row["trial_id"]: row for row in folder_rows(Path(settings.experiment_path))}
+    assert {row["trial_id"]: row for row in rows} == by_id, "the trial folders give the same leaderboard as Ray"
     for row in rows:
         folder = Path(row["checkpoint"])
         described = json.loads((folder / CONFIG_FILE).read_text())
@@ -239,12 +244,46 @@ def test_ctrl_c_keeps_the_state_exports_nothing_and_names_the_resume_command(tmp
     assert tune.Tuner.can_restore(str(experiment)) and trust.is_signed(experiment), "resumable as the kill test's"
 
 
+def test_a_search_whose_ray_state_is_damaged_resumes_from_its_trial_folders(tmp_path, beats, capsys):
+    """A disk that filled while Ray saved its state leaves its files cut short; --resume keeps every
+    finished trial (the leaderboard reads the trial folders), moves Ray's damaged files aside and
+    runs the trials that were left, with the Optuna study going on in its journal."""
+    from dataclasses import replace
+
+    from ecgtune.raytune.tune_layout import damaged_state_file, folder_rows, ray_state_files
+
+    data, train_rows, val_rows = beats
+    settings = _settings(tmp_path, num_samples=2, journal=str(tmp_path / "exp.journal"))
+    run(settings, data, train_rows, val_rows)
+    experiment = Path(settings.experiment_path)
+    before = {row["trial_id"]: row for row in folder_rows(experiment)}
+    assert len(before) == 2
+    damaged = ray_state_files(experiment)
+    assert damaged_state_file(experiment) is None
+    for path in damaged:
+        path.write_bytes(path.read_bytes()[:len(path.read_bytes()) // 3])
+    assert damaged_state_file(experiment) is not None, "found without unpickling anything"
+    run(replace(settings, num_samples=3), data, train_rows, val_rows, resume=True)
+    assert "rebuilt from its 2 trial folder(s), which are all kept" in capsys.readouterr().err
+    after = {row["trial_id"]: row for row in folder_rows(experiment)}
+    assert set(before) < set(after) and len(after) == 3, "every finished trial kept, and the one left was run"
+    assert all(after[trial] == row for trial, row in before.items())
+    (aside,) = experiment.glob("damaged-ray-state-*")
+    assert sorted(path.name for path in aside.iterdir()) == sorted(path.name for path in damaged)
+    import optuna
+
+    study = optuna.load_study(study_name="exp", storage=tune_search._study_storage(settings)["storage"])
+    completed = study.get_trials(states=(optuna.trial.TrialState.COMPLETE,))
+    assert len(completed) == 3, "the study went on"
+    assert len({json.dumps(trial.params, sort_keys=True) for trial in completed}) == 3, "no finished point rerun"
+
+
 def test_the_progress_line_says_what_a_person_wants_to_know(capsys):
     from types import SimpleNamespace
 
     from ecgtune.raytune.tune_search import ProgressLine
 
-    trials = [SimpleNamespace(status=status, config={"family": family}) for status, family in
+    trials = [SimpleNamespace(trial_id=family, status=status, config={"family": family}) for status, family in
               [("TERMINATED", "plain_cnn"), ("TERMINATED", "resnet1d"), ("RUNNING", "vgg_cnn"), ("ERROR", "cnn_lstm")]]
     progress = ProgressLine(time_budget_s=600.0, every_s=3600.0)
     progress.on_trial_result(1, trials, trials[0], {"val_abs_sum": 80.0})
@@ -256,6 +295,24 @@ def test_the_progress_line_says_what_a_person_wants_to_know(capsys):
     line = capsys.readouterr().out.strip()
     assert line.endswith("trials: 2 finished, 1 running, 1 failed, best validation abs-sum 60 (resnet1d), "
                          "10.0 min left")
+
+
+def test_the_progress_line_says_how_far_slow_epochs_are(capsys, monkeypatch):
+    from types import SimpleNamespace
+
+    from ecgtune.raytune import tune_search
+
+    now = [100.0]
+    monkeypatch.setattr(tune_search.time, "monotonic", lambda: now[0])
+    slow, fast = (SimpleNamespace(trial_id=name, status="RUNNING", config={"family": family, "train": {"epochs": 25}})
+                  for name, family in (("a", "dilated_cnn"), ("b", "plain_cnn")))
+    progress = tune_search.ProgressLine(time_budget_s=600.0)
+    progress.on_trial_result(3, [slow, fast], slow, {"val_abs_sum": 300.0, "epoch": 3, "time_this_iter_s": 20.0})
+    progress.on_trial_result(3, [slow, fast], fast, {"val_abs_sum": 400.0, "epoch": 3, "time_this_iter_s": 2.0})
+    now[0] += 5.0
+    progress.show([slow, fast])
+    line = capsys.readouterr().out.strip()
+    assert line.endswith("; now: dilated_cnn epoch 4/25 25%"), "a 2 s epoch needs no progress of its own"
 
 
 def test_the_pace_is_measured_as_the_trials_would_train(tmp_path):

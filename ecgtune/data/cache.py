@@ -21,6 +21,7 @@ import os
 import re
 import shutil
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -33,6 +34,16 @@ ARRAY_NAMES = ("ids", "signals", "labels")
 RACY_WINDOW_NS = 1_000_000_000
 STALE_STAGING_S = 3600  # no store takes this long, so an older staging folder was left by a killed run
 STAGING_NAME = re.compile(r"\.([0-9a-f]{32}-[0-9]+)\.(staging-[a-z0-9_]{8}|previous)")  # see ecgtune.atomic
+
+
+@dataclass(frozen=True)
+class ParsedBeats:
+    """A data file as parsed and checked, before it becomes `HeartbeatData`: what an entry keeps."""
+
+    ids: np.ndarray
+    signals: np.ndarray               # (rows, samples), float32
+    labels: np.ndarray | None         # int64, or None for a file without labels
+    notes: list[str] = field(default_factory=list)  # warnings about the file, repeated on every load
 
 
 def cache_root() -> Path:
@@ -84,8 +95,8 @@ def array_digest(array: np.ndarray) -> str:
     return hasher.hexdigest()
 
 
-def load_entry(root: Path, digest: str) -> tuple[dict[str, np.ndarray | None], list[str]] | None:
-    """Arrays and warnings stored under `digest`, or None when absent, unreadable or not as stored."""
+def load_entry(root: Path, digest: str) -> ParsedBeats | None:
+    """What is stored under `digest`, or None when absent, unreadable or not as stored."""
     folder = root / digest
     try:
         meta = json.loads((folder / "meta.json").read_text())
@@ -108,12 +119,12 @@ def load_entry(root: Path, digest: str) -> tuple[dict[str, np.ndarray | None], l
         return None
     if ids.shape != (signals.shape[0],) or (labels is not None and labels.shape != ids.shape):
         return None
-    return arrays, notes
+    return ParsedBeats(ids, signals, labels, notes)
 
 
-def store_entry(root: Path, digest: str, arrays: dict[str, np.ndarray | None], warnings: list[str]) -> None:
-    """Stores arrays under `digest`, replacing what is there; the entry appears whole or not at all.
-    Failures are ignored: the cache only saves time."""
+def store_entry(root: Path, digest: str, parsed: ParsedBeats) -> None:
+    """Stores a parsed file under `digest`, replacing what is there; the entry appears whole or not at
+    all. Failures are ignored: the cache only saves time."""
     folder = root / digest
     try:
         _remove_stale_staging(root, digest)
@@ -123,10 +134,11 @@ def store_entry(root: Path, digest: str, arrays: dict[str, np.ndarray | None], w
     try:
         stored = {}
         for name in ARRAY_NAMES:
-            if arrays.get(name) is not None:
-                np.save(staging / f"{name}.npy", arrays[name], allow_pickle=False)
-                stored[name] = array_digest(arrays[name])
-        meta = {"version": FORMAT_VERSION, "arrays": stored, "warnings": warnings}
+            array = getattr(parsed, name)
+            if array is not None:
+                np.save(staging / f"{name}.npy", array, allow_pickle=False)
+                stored[name] = array_digest(array)
+        meta = {"version": FORMAT_VERSION, "arrays": stored, "warnings": parsed.notes}
         (staging / "meta.json").write_text(json.dumps(meta))
         replace_folder(staging, folder, durable=False)  # the digests catch a torn entry
     except OSError:

@@ -5,8 +5,8 @@ comma-separated floats (in Parquet it may also be a list of floats) and `label` 
 may be written `0` or `0.0`. The format is told by the file's first bytes (Parquet's and gzip's magic
 numbers), so that the parse cache, which is keyed by content, always means one parse; a `.parquet`
 name on other bytes is refused. Parsing is vectorised with Arrow: a well-formed CSV is read as separate
-float columns, one part of the file per core; anything that fails that fast path is parsed again
-column by column so the error can name the row and the problem. File content quoted in a message is
+float columns, one part of the file per core (`ecgtune.data.wide_csv`); anything that fails that fast
+path is parsed again column by column so the error can name the row and the problem. File content quoted in a message is
 escaped and cut (`_shown`), so that a hostile file cannot drive the terminal or flood it.
 """
 
@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import os
 import warnings
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -27,6 +26,8 @@ import pyarrow.parquet as pq
 
 from ecgtune.atomic import atomic_path
 from ecgtune.data import cache
+from ecgtune.data.cache import ParsedBeats
+from ecgtune.data.wide_csv import read_wide_csv
 from ecgtune.errors import DataError, DataWarning
 
 ID, SIGNALS, LABEL = "id", "heartbeat_signals", "label"
@@ -34,8 +35,6 @@ PARQUET_SUFFIXES = (".parquet", ".pq")
 GZIP_MAGIC = b"\x1f\x8b"
 PARQUET_MAGIC = b"PAR1"
 NUMBER_PATTERN = r"^\s*[-+]?((\d+\.?\d*|\.\d+)([eE][-+]?\d+)?|nan|NaN|NAN|inf|Inf|INF|infinity|Infinity)\s*$"
-FAST_PATH_BLOCK_BYTES = 1 << 21
-FAST_PATH_PART_BYTES = 1 << 23
 MAX_CLASSES = 1000
 HEAD_BYTES = 1 << 20
 MESSAGE_VALUE_CHARS = 80
@@ -102,11 +101,8 @@ def load_dataset(
         raise DataError(f"{path}: not a file")
     stat = path.stat()
     _check_named_format(path)
-    if use_cache:
-        arrays, notes = _load_through_cache(path, stat)
-    else:
-        arrays, notes = _parse(path, _read_bytes(path, stat.st_size))
-    return _heartbeats(str(path), arrays, notes, signal_length, n_classes, require_labels)
+    parsed = _load_through_cache(path, stat) if use_cache else _parse(path, _read_bytes(path, stat.st_size))
+    return _heartbeats(str(path), parsed, signal_length, n_classes, require_labels)
 
 
 def read_frame(frame, *, signal_length: int | None = None, n_classes: int | None = None,
@@ -119,19 +115,19 @@ def read_frame(frame, *, signal_length: int | None = None, n_classes: int | None
         raise DataError(f"{FRAME_SOURCE}: not convertible to a table ({_short(error)})") from None
     content = pa.BufferOutputStream()
     pq.write_table(table, content)
-    arrays, notes = _parse(Path(FRAME_SOURCE), content.getvalue())
-    return _heartbeats(FRAME_SOURCE, arrays, notes, signal_length, n_classes, require_labels)
+    return _heartbeats(FRAME_SOURCE, _parse(Path(FRAME_SOURCE), content.getvalue()), signal_length, n_classes,
+                       require_labels)
 
 
-def _heartbeats(source: str, arrays: dict, notes: list[str], signal_length, n_classes, require_labels) -> HeartbeatData:
-    for note in notes:
+def _heartbeats(source: str, parsed: ParsedBeats, signal_length, n_classes, require_labels) -> HeartbeatData:
+    for note in parsed.notes:
         warnings.warn(DataWarning(f"{source}: {note}"), stacklevel=3)
-    data = HeartbeatData(arrays["ids"], arrays["signals"], arrays["labels"], source)
+    data = HeartbeatData(parsed.ids, parsed.signals, parsed.labels, source)
     _check_expectations(data, signal_length, n_classes, require_labels)
     return data
 
 
-def _load_through_cache(path: Path, stat: os.stat_result):
+def _load_through_cache(path: Path, stat: os.stat_result) -> ParsedBeats:
     root = cache.cache_root()
     digest, content = cache.known_digest(root, path, stat), None
     if digest is None:
@@ -140,7 +136,7 @@ def _load_through_cache(path: Path, stat: os.stat_result):
     entry = cache.load_entry(root, digest)
     if entry is None:
         entry = _parse(path, content if content is not None else _read_bytes(path, stat.st_size))
-        cache.store_entry(root, digest, *entry)
+        cache.store_entry(root, digest, entry)
     cache.remember_digest(root, path, stat, digest)
     return entry
 
@@ -206,7 +202,7 @@ def _is_parquet(content: pa.Buffer) -> bool:
     return content[:len(PARQUET_MAGIC)].to_pybytes() == PARQUET_MAGIC
 
 
-def _parse(path: Path, content: pa.Buffer) -> tuple[dict[str, np.ndarray | None], list[str]]:
+def _parse(path: Path, content: pa.Buffer) -> ParsedBeats:
     if _is_parquet(content):
         try:
             table = pq.read_table(pa.BufferReader(content))
@@ -229,7 +225,7 @@ def _parse(path: Path, content: pa.Buffer) -> tuple[dict[str, np.ndarray | None]
     rows = _Rows(path, content)
     first_row = next((line for line in lines[1:] if line.strip()), None)
     if columns in ([ID, SIGNALS], [ID, SIGNALS, LABEL]) and first_row is not None:
-        fast = _read_wide_csv(content, first_row.count(b",") + 1, has_labels=LABEL in columns)
+        fast = read_wide_csv(content, first_row.count(b",") + 1, has_labels=LABEL in columns)
         if fast is not None:
             return _validated(rows, *fast)
     return _validated(rows, *_columns_from_table(rows, _read_text_csv(rows, content, columns)))
@@ -252,110 +248,6 @@ def _require_columns(path: Path, columns: list[str]) -> None:
     for name in (ID, SIGNALS, LABEL):
         if columns.count(name) > 1:
             raise DataError(f"{path}: column '{name}' appears {columns.count(name)} times; which one holds the data?")
-
-
-def _read_wide_csv(content: pa.Buffer, n_fields: int, has_labels: bool):
-    """The fast path: the quoted signal string read as separate float columns, or None if anything is off.
-
-    The rows are cut at line ends into one part per core, and each part is streamed block by block by a
-    single-threaded Arrow reader straight into the output arrays. Every core parses, and memory stays at
-    the output's size; Arrow's own multi-threaded reader spent more CPU for less gain (BENCHMARKS.md).
-
-    Returns:
-        (ids, signals, labels, (smallest, largest sample)) or None.
-    """
-    length = n_fields - 1 - int(has_labels)
-    if length < 3:
-        return None
-    view = memoryview(content)
-    parts = _parts_at_line_ends(view, first=_line_end(view, 0), end=_end_of_rows(view))
-    if not parts:
-        return None
-    row_counts = [_count_rows(view, *part) for part in parts]
-    first_rows = np.cumsum([0] + row_counts[:-1]).tolist()
-    output = _WideOutput(sum(row_counts), length, has_labels)
-    with ThreadPoolExecutor(len(parts)) as pool:
-        results = list(pool.map(output.fill, [content] * len(parts), parts, first_rows))
-    if None in results or [rows for rows, _ in results] != row_counts:
-        return None
-    ranges = np.array([value_range for _, value_range in results])
-    return output.ids, output.signals, output.labels, (ranges[:, 0].min(), ranges[:, 1].max())
-
-
-class _WideOutput:
-    """The fast path's output arrays, filled part by part from several threads."""
-
-    def __init__(self, n_rows: int, length: int, has_labels: bool):
-        self.ids = np.empty(n_rows, dtype=np.int64)
-        self.signals = np.empty((n_rows, length), dtype=np.float32)
-        self.labels = np.empty(n_rows, dtype=np.float64) if has_labels else None
-        self.names = [ID] + [f"s{i}" for i in range(length)] + ([LABEL] if has_labels else [])
-        types = {name: pa.float32() for name in self.names[2:length]}
-        types.update({ID: pa.int64(), self.names[1]: pa.string(), self.names[length]: pa.string(),
-                      LABEL: pa.float64()})
-        self.options = {
-            "read_options": pa_csv.ReadOptions(column_names=self.names, block_size=FAST_PATH_BLOCK_BYTES,
-                                               use_threads=False),
-            "parse_options": pa_csv.ParseOptions(quote_char=False),
-            "convert_options": pa_csv.ConvertOptions(column_types=types),
-        }
-
-    def fill(self, content: pa.Buffer, part: tuple[int, int], first_row: int):
-        """Parses the lines content[start:end] of `part` into rows first_row..; returns the rows read and the
-        range of their samples, or None if anything is off."""
-        (start, end), length = part, self.signals.shape[1]
-        row, smallest, largest = first_row, np.inf, -np.inf
-        try:
-            for batch in pa_csv.open_csv(pa.BufferReader(content.slice(start, end - start)), **self.options):
-                if any(column.null_count for column in batch.columns) or row + batch.num_rows > len(self.ids):
-                    return None
-                rows = slice(row, row + batch.num_rows)
-                block = self.signals[rows]
-                block[:, 0] = pc.cast(pc.utf8_ltrim(batch.column(1), '"'), pa.float32()).to_numpy()
-                block[:, 1:-1] = batch.select(self.names[2:length]).to_tensor(row_major=False).to_numpy()
-                block[:, -1] = pc.cast(pc.utf8_rtrim(batch.column(length), '"'), pa.float32()).to_numpy()
-                smallest, largest = np.minimum(smallest, block.min()), np.maximum(largest, block.max())
-                self.ids[rows] = batch.column(ID).to_numpy()
-                if self.labels is not None:
-                    self.labels[rows] = batch.column(LABEL).to_numpy()
-                row = rows.stop
-        except (pa.ArrowException, OSError):
-            return None
-        return row - first_row, (smallest, largest)
-
-
-def _line_end(view: memoryview, start: int) -> int:
-    """Offset just past the first line end at or after `start` (the end of the data if there is none)."""
-    while start < len(view):
-        found = bytes(view[start:start + (1 << 16)]).find(b"\n")
-        if found >= 0:
-            return start + found + 1
-        start += 1 << 16
-    return len(view)
-
-
-def _end_of_rows(view: memoryview) -> int:
-    """Where the data end once trailing blank lines are left out."""
-    tail = bytes(view[-(1 << 16):])
-    return len(view) - (len(tail) - len(tail.rstrip(b"\r\n")))
-
-
-def _parts_at_line_ends(view: memoryview, first: int, end: int) -> list[tuple[int, int]]:
-    """(start, end) byte ranges covering view[first:end], one per core (at least FAST_PATH_PART_BYTES each)."""
-    if end <= first:
-        return []
-    n_parts = max(1, min(pa.cpu_count(), (end - first) // FAST_PATH_PART_BYTES))
-    cuts = [first] + [min(end, _line_end(view, first + (end - first) * k // n_parts)) for k in range(1, n_parts)]
-    cuts = sorted(set(cuts + [end]))
-    return list(zip(cuts, cuts[1:]))
-
-
-def _count_rows(view: memoryview, start: int, end: int) -> int:
-    """Lines in view[start:end], the last one counted whether or not it ends with a line end."""
-    chunk, line_end = 1 << 22, ord("\n")
-    line_ends = sum(int(np.count_nonzero(np.frombuffer(view[at:min(end, at + chunk)], dtype=np.uint8) == line_end))
-                    for at in range(start, end, chunk))
-    return line_ends + int(view[end - 1] != line_end)
 
 
 def _read_text_csv(rows: _Rows, content: pa.Buffer, columns: list[str]) -> pa.Table:
@@ -554,7 +446,8 @@ def _numbers(rows: _Rows, tokens: pa.Array, target: pa.DataType, problem: str, w
     return pc.cast(pc.utf8_trim_whitespace(tokens), target)
 
 
-def _validated(rows: _Rows, ids: np.ndarray, signals: np.ndarray, labels: np.ndarray | None, value_range=None):
+def _validated(rows: _Rows, ids: np.ndarray, signals: np.ndarray, labels: np.ndarray | None,
+               value_range=None) -> ParsedBeats:
     """Checks parsed columns; `value_range` is the (smallest, largest) sample when the parser already knows it."""
     rows.ids = ids
     smallest, largest = value_range if value_range is not None else (signals.min(), signals.max())
@@ -583,7 +476,7 @@ def _validated(rows: _Rows, ids: np.ndarray, signals: np.ndarray, labels: np.nda
         if (counts == 0).any():
             empty = ", ".join(str(c) for c in np.flatnonzero(counts == 0))
             notes.append(f"no rows of class {empty} (labels run 0..{len(counts) - 1}); continuing")
-    return {"ids": ids, "signals": signals, "labels": labels}, notes
+    return ParsedBeats(ids, signals, labels, notes)
 
 
 def _integer_labels(rows: _Rows, labels: np.ndarray) -> np.ndarray:

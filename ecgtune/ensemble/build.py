@@ -63,8 +63,9 @@ def build_ensemble(members: Sequence[Member], labels: np.ndarray, *, size: int =
         member, cost = members[index], None
         if cost_by_index is not None:  # selection priced the members it considered under a limit
             cost = selector.costs_[index] if index in selector.costs_ else cost_by_index(index)
-        chosen.append(ChosenMember(member.trial, member.family, [str(path) for path in member.checkpoints],
-                                   float(weights[index]), member.val_abs_sum, member.val_log_loss, cost=cost))
+        chosen.append(ChosenMember(trial=member.trial, family=member.family,
+                                   checkpoints=[str(path) for path in member.checkpoints], weight=float(weights[index]),
+                                   val_abs_sum=member.val_abs_sum, val_log_loss=member.val_log_loss, cost=cost))
     summary = EnsembleSummary(
         members=sorted(chosen, key=lambda member: -member.weight), decision_rule=rule, scores=scores,
         validation_rows=int(len(labels)), ensemble_log_loss=log_loss(blended, labels),

@@ -124,11 +124,6 @@ class EnsembleSummary:
     cross_fitted: CrossFitting | None = None
     holdout: Holdout | None = None
 
-    @property
-    def best_member(self) -> ChosenMember:
-        """The member with the lowest validation abs-sum (the first of equals)."""
-        return min(self.members, key=lambda member: member.val_abs_sum)
-
     def to_dict(self) -> dict:
         """JSON-ready, the format of ensemble.json."""
         return {**asdict(self), "decision_rule": self.decision_rule.to_dict()}

@@ -16,10 +16,11 @@ from ecgtune.checkpoint import STATE_FILE, write_checkpoint
 from ecgtune.data import HeartbeatData, prepare_fold
 from ecgtune.metrics import EPSILON
 from ecgtune.models import create_model
+from ecgtune.raytune.tune_layout import METRIC
 from ecgtune.search_spaces import model_kwargs
 from ecgtune.trainer import TrainConfig, Trainer
 
-METRIC, MODE = "val_abs_sum", "min"
+MODE = "min"
 WORST_LOG_LOSS = float(-np.log(EPSILON))
 
 

@@ -14,12 +14,13 @@ import logging
 import math
 import os
 import signal
+import sys
 import threading
 import time
 import warnings
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -29,14 +30,19 @@ from ecgtune import defaults, trust
 from ecgtune.atomic import write_text_atomically
 from ecgtune.data import HeartbeatData
 from ecgtune.errors import ConfigError, Interrupted
-from ecgtune.search_spaces import EpochBudget, default_point, family_points, portfolio_points, search_space
+from ecgtune.storage import is_remote
+from ecgtune.search_spaces import (EpochBudget, default_point, define_search_space, family_points, portfolio_points,
+                                   search_space, within_budget)
 from ecgtune.raytune.tune_adapter import METRIC, MODE, run_trial
+from ecgtune.raytune.tune_layout import RESULT_FILE, damaged_state_file, ray_state_files, trial_points
 
 MIN_GRACE_S, MAX_GRACE_S, GRACE_SHARE = 3.0, 300.0, 1 / 80  # the first rung: this share of the search's time
 EXPLORED_PER_FAMILY = 2  # variations of each family's starting point tried before TPE takes over
 FIRST_EPOCH_FRACTION = 0.25  # a search trial first reports after a quarter epoch: ASHA's cheap first rung
 PACE_TIMEOUT_S = 120.0  # to time the networks before the search; an autoscaling cluster may wait longer
 PROGRESS_EVERY_S = 30.0  # a progress line every half minute: often enough to follow, rare enough to read
+SLOW_EPOCH_S = 5.0  # epochs longer than this get their progress shown within the epoch
+PROGRESS_TRIALS_SHOWN = 4  # running trials named on the progress line; the rest are counted
 
 
 @dataclass(frozen=True)
@@ -63,6 +69,10 @@ class SearchSettings:
     refit_max_s: float | None = None      # trial on this many rows, unless that would take longer than this
     journal: str | None = None            # a local file for the Optuna study (optuna-dashboard reads it live)
     portfolio_first: bool = False         # try the portfolio before the families' starting points (long trials)
+    warm_points: list[dict] = field(default_factory=list)  # an earlier search's best points, tried first of all
+    tracker: str | None = None            # "mlflow" or "wandb": every trial's configuration and metrics logged there
+    tracking_uri: str | None = None       # MLflow's (see `ecgtune.tracking.mlflow_uri`)
+    ran_points: list[dict] = field(default_factory=list)  # first points already trained here (a rebuilt search)
 
     def __post_init__(self):
         if self.searcher not in SEARCHERS:
@@ -112,13 +122,59 @@ def _optuna_tpe(settings: SearchSettings):
 
 
 def first_points(settings: SearchSettings) -> list[dict]:
-    """The points the TPE searcher tries first, in order: every family's compact starting point (so
-    that even a short search tries every family) and the shipped portfolio, the portfolio first for
-    long trials (`portfolio_first`); then EXPLORED_PER_FAMILY variations of each family's start."""
+    """The points the TPE searcher tries first, in order and each once: an earlier search's best
+    (`--warm-start`); every family's compact starting point (so that even a short search tries every
+    family) and the shipped portfolio, the portfolio first for long trials (`portfolio_first`); then
+    EXPLORED_PER_FAMILY variations of each family's start. Points in `ran_points` are left out."""
+    warm = [within_budget(point, settings.budget) for point in settings.warm_points]
     starts = [default_point(family, settings.budget) for family in settings.families]
     portfolio = portfolio_points(settings.families, settings.budget)
     first = portfolio + starts if settings.portfolio_first else starts + portfolio
-    return first + family_points(settings.families, EXPLORED_PER_FAMILY, settings.budget, settings.seed)
+    points = []
+    for point in warm + first + family_points(settings.families, EXPLORED_PER_FAMILY, settings.budget, settings.seed):
+        ran = any(all(done[key] == value for key, value in point.items() if key in done)
+                  for done in settings.ran_points)
+        if point not in points and not ran:
+            points.append(point)
+    return points
+
+
+def earlier_trials(journal: Path, study_name: str, families: Sequence[str]):
+    """The finished trials of these families in an earlier experiment's Optuna study, best first."""
+    import optuna
+    from optuna.storages import JournalStorage
+    from optuna.storages.journal import JournalFileBackend
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    try:
+        study = optuna.load_study(study_name=study_name, storage=JournalStorage(JournalFileBackend(str(journal))))
+    except (KeyError, ValueError, RuntimeError) as error:
+        raise ConfigError(f"{journal}: not a readable Optuna journal of study {study_name!r} ({error})") from None
+    finished = [trial for trial in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
+                if trial.params.get("family") in families]
+    # ranked by the best epoch each reported (Ray tells the study a trial's last one)
+    return sorted(finished, key=lambda trial: (min([trial.value, *trial.intermediate_values.values()]), trial.number))
+
+
+def tell_earlier_results(settings: SearchSettings, trials) -> int:
+    """Records an earlier search's finished trials, with their scores, in this search's study before it
+    starts, so that TPE begins from what that search learnt (the data must be the same). Each is read
+    through this search's space, its epochs brought within this range; one that no longer fits the
+    space (another version's choices) is left out. Returns how many were recorded."""
+    import optuna
+
+    study = optuna.create_study(direction="minimize", **_study_storage(settings), load_if_exists=True)
+    recorded = 0
+    for trial in trials:
+        point = optuna.trial.FixedTrial(within_budget(trial.params, settings.budget))
+        try:
+            define_search_space(point, settings.families, settings.budget)
+            study.add_trial(optuna.trial.create_trial(params=point.params, distributions=point.distributions,
+                                                      value=trial.value))
+        except ValueError:  # a parameter missing, or a value outside this space
+            continue
+        recorded += 1
+    return recorded
 
 
 def _optuna_random(settings: SearchSettings):
@@ -161,7 +217,23 @@ def _fifo(settings: SearchSettings):
     return FIFOScheduler()
 
 
+def _mlflow_logger(settings: SearchSettings):
+    from ray.air.integrations.mlflow import MLflowLoggerCallback
+
+    return MLflowLoggerCallback(tracking_uri=settings.tracking_uri, experiment_name=settings.name,
+                                tags={"ecgtune": "trial"})
+
+
+def _wandb_logger(settings: SearchSettings):
+    from ray.air.integrations.wandb import WandbLoggerCallback
+
+    from ecgtune.tracking import WANDB_PROJECT
+
+    return WandbLoggerCallback(project=WANDB_PROJECT, group=settings.name)
+
+
 SEARCHERS: dict[str, Callable[[SearchSettings], object]] = {"optuna": _optuna_tpe, "random": _optuna_random}
+TRACKERS: dict[str, Callable[[SearchSettings], object]] = {"mlflow": _mlflow_logger, "wandb": _wandb_logger}
 SCHEDULERS: dict[str, Callable[[SearchSettings], object]] = {"asha": _asha, "fifo": _fifo}
 
 
@@ -222,15 +294,36 @@ class SignState(tune.Callback):
 class ProgressLine(tune.Callback):
     """About every `every_s` seconds, and when the experiment ends, one line a person can follow in
     place of Ray's trial table: trials finished, running and failed, the best validation abs-sum so
-    far with its family, and the time left of `time_budget_s`."""
+    far with its family, and the time left of `time_budget_s`. When epochs take longer than
+    SLOW_EPOCH_S, it also says how far the running trials are: epoch, and how much of it is done
+    (estimated from the trial's last epoch, as the trials report only at epoch ends)."""
 
     def __init__(self, time_budget_s: float | None = None, every_s: float = PROGRESS_EVERY_S):
         self.started, self.time_budget_s, self.every_s = time.monotonic(), time_budget_s, every_s
         self.printed_at, self.best = time.monotonic(), None
+        self.epochs: dict[str, tuple[float, float, int]] = {}  # trial id -> (reported at, epoch seconds, epoch)
 
     def on_trial_result(self, iteration: int, trials: list, trial, result: dict, **info):
         if METRIC in result and (self.best is None or result[METRIC] < self.best[0]):
             self.best = (result[METRIC], trial.config.get("family", "?"))
+        if result.get("epoch", 1) > 1 and "time_this_iter_s" in result:  # the first report covers part of one
+            self.epochs[trial.trial_id] = (time.monotonic(), result["time_this_iter_s"], result["epoch"])
+
+    def _within_epochs(self, trials: list) -> str:
+        now, parts = time.monotonic(), []
+        for trial in trials:
+            if trial.status != "RUNNING" or trial.trial_id not in self.epochs:
+                continue
+            reported = self.epochs[trial.trial_id]
+            if reported[1] < SLOW_EPOCH_S:
+                continue
+            reported_at, epoch_seconds, epoch = reported
+            done = min(0.99, (now - reported_at) / epoch_seconds)
+            planned = trial.config.get("train", {}).get("epochs", "?")
+            parts.append(f"{trial.config.get('family', '?')} epoch {epoch + 1}/{planned} {done:.0%}")
+        shown = parts[:PROGRESS_TRIALS_SHOWN]
+        more = f" and {len(parts) - len(shown)} more" if len(parts) > len(shown) else ""
+        return f"; now: {', '.join(shown)}{more}" if shown else ""
 
     def on_step_end(self, iteration: int, trials: list, **info):
         if time.monotonic() - self.printed_at >= self.every_s:
@@ -250,7 +343,7 @@ class ProgressLine(tune.Callback):
         elapsed = time.monotonic() - self.started
         if self.time_budget_s:
             parts.append(f"{max(0.0, self.time_budget_s - elapsed) / 60:.1f} min left")
-        print(f"[{elapsed / 60:5.1f} min] trials: {', '.join(parts)}", flush=True)
+        print(f"[{elapsed / 60:5.1f} min] trials: {', '.join(parts)}{self._within_epochs(trials)}", flush=True)
 
 
 def refit_margin(estimate_s: float) -> float:
@@ -290,6 +383,8 @@ def build_tuner(settings: SearchSettings, data: HeartbeatData, train_rows: np.nd
         stop = RefitReserve(settings.time_budget_s, len(train_rows), settings.refit_rows,
                             settings.refit_max_s or settings.time_budget_s)
     callbacks = [*(callbacks or []), SignState(settings.experiment_path), ProgressLine(settings.time_budget_s)]
+    if settings.tracker:
+        callbacks.append(TRACKERS[settings.tracker](settings))
     return tune.Tuner(make_trainable(settings, data, train_rows, val_rows, trainable),
                       tune_config=tune_config, run_config=run_config(settings, callbacks, stop))
 
@@ -302,8 +397,14 @@ def restore_tuner(settings: SearchSettings, data: HeartbeatData, train_rows: np.
                   trainable: Callable = run_trial) -> tune.Tuner:
     """The interrupted experiment at `settings.experiment_path`: finished trials kept, unfinished ones
     resumed from their checkpoints, the searcher (and its Optuna study) restored from its saved state."""
+    local = not is_remote(settings.storage)
     if not tune.Tuner.can_restore(settings.experiment_path):
+        if local and any(Path(settings.experiment_path).glob(f"*/{RESULT_FILE}")):
+            raise RayStateDamaged("tuner.pkl is missing, but trial folders are there")
         raise ConfigError(f"no experiment to resume at {settings.experiment_path}")
+    damage = damaged_state_file(Path(settings.experiment_path)) if local else None
+    if damage is not None:
+        raise RayStateDamaged(damage)
     return tune.Tuner.restore(settings.experiment_path, make_trainable(settings, data, train_rows, val_rows, trainable),
                               resume_unfinished=True)
 
@@ -392,8 +493,11 @@ def _alive(pid: int) -> bool:
 
 
 def experiment_exists(settings: SearchSettings) -> bool:
-    """Whether Ray already keeps an experiment at the settings' path."""
-    return tune.Tuner.can_restore(settings.experiment_path)
+    """Whether Ray already keeps an experiment at the settings' path, or its trial folders are there
+    (whose Ray state was lost): a new search would mix its trials with them."""
+    if tune.Tuner.can_restore(settings.experiment_path):
+        return True
+    return not is_remote(settings.storage) and any(Path(settings.experiment_path).glob(f"*/{RESULT_FILE}"))
 
 
 def trial_slots(settings: SearchSettings) -> int:
@@ -453,15 +557,54 @@ def cluster_gpus() -> float:
 
 def run(settings: SearchSettings, data: HeartbeatData, train_rows: np.ndarray, val_rows: np.ndarray,
         resume: bool = False, callbacks: Sequence | None = None, trainable: Callable = run_trial):
-    """Runs a new experiment, or resumes the one at `settings.experiment_path`; returns Ray's ResultGrid.
-    Ctrl-C stops it with its state saved and raises `Interrupted` (see `fit_or_interrupt`)."""
+    """Runs a new experiment, or resumes the one at `settings.experiment_path`; returns Ray's ResultGrid
+    (of this run's trials only, after a rebuild). Ctrl-C stops it with its state saved and raises
+    `Interrupted` (see `fit_or_interrupt`). A resumed experiment whose Ray state cannot be read (a disk
+    that filled while Ray wrote it) is rebuilt from its trial folders (`_rebuilt_tuner`)."""
     if resume:
-        tuner = restore_tuner(settings, data, train_rows, val_rows, trainable)
+        try:
+            tuner = restore_tuner(settings, data, train_rows, val_rows, trainable)
+        except RayStateDamaged as error:
+            tuner = _rebuilt_tuner(settings, data, train_rows, val_rows, callbacks, trainable, error)
+            if tuner is None:
+                return []
     else:
         tuner = build_tuner(settings, data, train_rows, val_rows, callbacks, trainable)
     results = fit_or_interrupt(tuner, settings.experiment_path)
     _close_orphaned_trials(settings)
     return results
+
+
+class RayStateDamaged(Exception):
+    """Ray's state of a local experiment is missing or unreadable while its trial folders are there."""
+
+
+
+
+def _rebuilt_tuner(settings: SearchSettings, data: HeartbeatData, train_rows: np.ndarray, val_rows: np.ndarray,
+                   callbacks: Sequence | None, trainable: Callable, error: BaseException) -> tune.Tuner | None:
+    """A new Ray experiment in the same folder, for an experiment whose Ray state is unreadable: Ray's
+    damaged files are moved aside (kept, not deleted), every trial folder stays (the leaderboard and
+    the ensemble read them: `tune_layout.folder_rows`), the Optuna study goes on in its journal with
+    the scores of its finished trials, and the search runs as many new trials as the plan has left,
+    counting every trial folder that reported, and none of the points those folders trained (None
+    when none are left)."""
+    experiment = Path(settings.experiment_path)
+    trials = [path for path in experiment.iterdir() if path.is_dir() and (path / RESULT_FILE).exists()]
+    if not trials:
+        raise ConfigError(f"{experiment}: Ray's state is unreadable ({error!r}) and no trial folder holds a result; "
+                          "start the experiment afresh under another --name") from None
+    aside = experiment / time.strftime("damaged-ray-state-%Y%m%d-%H%M%S")
+    aside.mkdir()
+    for path in ray_state_files(experiment):
+        path.rename(aside / path.name)
+    print(f"warning: Ray's state in {experiment} is unreadable ({error}); rebuilt from its "
+          f"{len(trials)} trial folder(s), which are all kept. Ray's damaged files are in {aside}", file=sys.stderr)
+    _close_orphaned_trials(settings)
+    if len(trials) >= settings.num_samples:
+        return None
+    left = replace(settings, num_samples=settings.num_samples - len(trials), ran_points=trial_points(experiment))
+    return build_tuner(left, data, train_rows, val_rows, callbacks, trainable)
 
 
 def _close_orphaned_trials(settings: SearchSettings) -> None:

@@ -57,12 +57,15 @@ def portfolio_points(families_to_search: Sequence[str], budget: EpochBudget = Ep
     """The shipped portfolio's configurations of these families (`portfolio.json`: configurations that
     won on real ECG in this project's benchmark runs, each with where it came from), as flat
     parameters with their epochs brought within the budget."""
-    points = []
-    for entry in json.loads(PORTFOLIO_FILE.read_text())["configurations"]:
-        if entry["params"]["family"] in families_to_search:
-            epochs = min(budget.max_epochs, max(budget.min_epochs, entry["params"]["train/epochs"]))
-            points.append({**entry["params"], "train/epochs": epochs})
-    return points
+    return [within_budget(entry["params"], budget) for entry in json.loads(PORTFOLIO_FILE.read_text())["configurations"]
+            if entry["params"]["family"] in families_to_search]
+
+
+def within_budget(point: dict, budget: EpochBudget) -> dict:
+    """The flat point with its epochs brought within the budget's range (a point from another search,
+    whose range differed)."""
+    epochs = min(budget.max_epochs, max(budget.min_epochs, point.get("train/epochs", budget.max_epochs)))
+    return {**point, "train/epochs": epochs}
 
 
 def family_points(families_to_search: Sequence[str], per_family: int, budget: EpochBudget = EpochBudget(),
@@ -114,4 +117,4 @@ def model_kwargs(family_params: dict, dropout: float | None = None) -> dict:
 
 
 __all__ = ["EpochBudget", "SEARCH_SPACES", "default_point", "define_search_space", "family_points", "model_kwargs",
-           "point_network", "portfolio_points", "search_space"]
+           "point_network", "portfolio_points", "search_space", "within_budget"]
