@@ -330,9 +330,8 @@ def test_a_budgeted_plan_gets_its_epoch_range_from_the_pace(tmp_path, beats, cap
     from ecgtune import experiment, pipeline
 
     data, train_rows, _ = beats
-    plan = experiment.Plan(families=["plain_cnn"], storage=str(tmp_path), data=None, rows=900, val_fraction=0.25,
-                           seed=0, num_samples=2, time_budget_s=600.0, searcher="optuna", scheduler="asha",
-                           grace_period_s=None, reduction_factor=3, min_epochs=None, max_epochs=None)
+    plan = experiment.Plan(families=["plain_cnn"], storage=str(tmp_path), rows=900, val_fraction=0.25, num_samples=2,
+                           time_budget_s=600.0)
     settings = pipeline.search_settings(plan, pipeline.Resources(), tmp_path / "exp")
     settled = pipeline.settle_epochs(plan, settings, pipeline.Clock(600.0), data, len(train_rows))
     assert 4 <= settled.min_epochs <= settled.max_epochs <= 200
@@ -345,9 +344,8 @@ def test_a_budget_too_short_to_search_trains_one_long_trial_per_slot(tmp_path, b
     from ecgtune.raytune.tune_search import trial_slots
 
     data, _, _ = beats
-    plan = experiment.Plan(families=["plain_cnn"], storage=str(tmp_path), data=None, rows=900, val_fraction=0.25,
-                           seed=0, num_samples=100, time_budget_s=120.0, searcher="optuna", scheduler="asha",
-                           grace_period_s=None, reduction_factor=3, min_epochs=None, max_epochs=None)
+    plan = experiment.Plan(families=["plain_cnn"], storage=str(tmp_path), rows=900, val_fraction=0.25,
+                           num_samples=100, time_budget_s=120.0)
     settings = pipeline.search_settings(plan, pipeline.Resources(), tmp_path / "exp")
     # as if every epoch were of 3 million rows: 100 s of search buy a few epochs over the two slots
     settled = pipeline.settle_epochs(plan, settings, pipeline.Clock(120.0), data, 3_000_000)

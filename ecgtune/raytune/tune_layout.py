@@ -63,20 +63,20 @@ def folder_rows(experiment_dir: Path) -> list[dict]:
         if not scored:
             continue
         best = min(scored, key=lambda record: (record[METRIC], record.get("val_log_loss", 0.0)))
-        rows.append({
-            "trial_id": best["trial_id"],
-            "family": best["family"],
-            "val_abs_sum": float(best[METRIC]),
-            "val_abs_sum_proba": float(best["val_abs_sum_proba"]),
-            "val_accuracy": float(best["val_accuracy"]),
-            "val_log_loss": float(best["val_log_loss"]),
-            "best_epoch": int(best["epoch"]),
-            "epochs_run": max(int(record.get("training_iteration", 0)) for record in records),
-            "seconds": max(float(record.get("time_total_s", 0.0)) for record in records),
-            "status": _status(experiment_dir / trial, scored),
-            "checkpoint": str(newest[trial]) if trial in newest else "",
-        })
+        rows.append(leaderboard_row(
+            best, epochs_run=max(int(record.get("training_iteration", 0)) for record in records),
+            seconds=max(float(record.get("time_total_s", 0.0)) for record in records),
+            status=_status(experiment_dir / trial, scored), checkpoint=str(newest[trial]) if trial in newest else ""))
     return rows
+
+
+def leaderboard_row(best, *, epochs_run: int, seconds: float, status: str, checkpoint: str) -> dict:
+    """A trial's leaderboard row: the figures of its best epoch (`best`: a result record, or a row of
+    Ray's results table) and where the trial stands."""
+    return {"trial_id": best["trial_id"], "family": best["family"], "val_abs_sum": float(best[METRIC]),
+            "val_abs_sum_proba": float(best["val_abs_sum_proba"]), "val_accuracy": float(best["val_accuracy"]),
+            "val_log_loss": float(best["val_log_loss"]), "best_epoch": int(best["epoch"]), "epochs_run": epochs_run,
+            "seconds": seconds, "status": status, "checkpoint": checkpoint}
 
 
 def _status(trial_dir: Path, scored: list[dict]) -> str:

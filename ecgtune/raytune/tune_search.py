@@ -34,7 +34,8 @@ from ecgtune.storage import is_remote
 from ecgtune.search_spaces import (EpochBudget, default_point, define_search_space, family_points, portfolio_points,
                                    search_space, within_budget)
 from ecgtune.raytune.tune_adapter import METRIC, MODE, run_trial
-from ecgtune.raytune.tune_layout import RESULT_FILE, damaged_state_file, ray_state_files, trial_points
+from ecgtune.raytune.tune_layout import (RESULT_FILE, damaged_state_file, leaderboard_row, ray_state_files,
+                                         trial_points)
 
 MIN_GRACE_S, MAX_GRACE_S, GRACE_SHARE = 3.0, 300.0, 1 / 80  # the first rung: this share of the search's time
 EXPLORED_PER_FAMILY = 2  # variations of each family's starting point tried before TPE takes over
@@ -668,20 +669,10 @@ def trial_rows(results) -> list[dict]:
         if frame is None or frame.empty or METRIC not in frame:
             continue
         frame = frame.sort_values([METRIC, "val_log_loss"], kind="stable")
-        best = frame.iloc[0]
-        rows.append({
-            "trial_id": result.metrics.get("trial_id", ""),
-            "family": best["family"],
-            "val_abs_sum": float(best[METRIC]),
-            "val_abs_sum_proba": float(best["val_abs_sum_proba"]),
-            "val_accuracy": float(best["val_accuracy"]),
-            "val_log_loss": float(best["val_log_loss"]),
-            "best_epoch": int(best["epoch"]),
-            "epochs_run": int(frame["training_iteration"].max()),
-            "seconds": float(frame["time_total_s"].max()),
-            "status": _status(frame, result),
-            "checkpoint": result.checkpoint.path if result.checkpoint else "",
-        })
+        rows.append(leaderboard_row(
+            frame.iloc[0], epochs_run=int(frame["training_iteration"].max()),
+            seconds=float(frame["time_total_s"].max()), status=_status(frame, result),
+            checkpoint=result.checkpoint.path if result.checkpoint else ""))
     return rows
 
 
