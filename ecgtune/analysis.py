@@ -29,21 +29,28 @@ class Importances:
         return [group for group, count in self.trials.items() if count < FEW_TRIALS_FOR_IMPORTANCE]
 
 
-def study_importances(journal: Path, study_name: str, families: list[str]) -> Importances:
-    """Importances from the search's own study in its Optuna journal (RUNS_DIR/NAME/optuna.journal):
-    the trials the searcher told, with the values it learnt from. An empty result without a journal."""
+def finished_trials(journal: Path, study_name: str) -> list:
+    """The finished trials of a search's Optuna study, read from its journal (RUNS_DIR/NAME/optuna.journal)."""
     import optuna
     from optuna.storages import JournalStorage
     from optuna.storages.journal import JournalFileBackend
 
-    if not journal.is_file():
-        return Importances()
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     try:
         study = optuna.load_study(study_name=study_name, storage=JournalStorage(JournalFileBackend(str(journal))))
     except (KeyError, ValueError, RuntimeError) as error:
         raise EcgtuneError(f"{journal}: not a readable Optuna journal of study {study_name!r} ({error})") from None
-    finished = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
+    return study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
+
+
+def study_importances(journal: Path, study_name: str, families: list[str]) -> Importances:
+    """Importances from the search's own study in its Optuna journal: the trials the searcher told,
+    with the values it learnt from. An empty result without a journal."""
+    import optuna
+
+    if not journal.is_file():
+        return Importances()
+    finished = finished_trials(journal, study_name)
     groups = {"all families": finished}
     groups.update({family: [trial for trial in finished if trial.params.get("family") == family]
                    for family in families})

@@ -242,10 +242,9 @@ def _run_stages(plan: experiment.Plan, resources: Resources, run_dir: Path, resu
     with clock.stage("leaderboard"):
         # read from the trial folders where they are local: a search rebuilt after its Ray state was
         # damaged returns only its own trials
-        found = tune_search.trial_rows(results) if is_remote(settings.storage) else folder_rows(
-            Path(settings.experiment_path))
-        rows = rank_rows(found)
-        silent = max(0, len(results) - len(tune_search.trial_rows(results)))
+        reported = tune_search.trial_rows(results)
+        rows = rank_rows(reported if is_remote(settings.storage) else folder_rows(Path(settings.experiment_path)))
+        silent = len(results) - len(reported)
         if not rows:
             raise EcgtuneError(f"no trial reported a result; see {settings.experiment_path}")
         write_csv(rows, run_dir / experiment.LEADERBOARD_FILE)

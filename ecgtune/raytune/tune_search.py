@@ -142,17 +142,9 @@ def first_points(settings: SearchSettings) -> list[dict]:
 
 def earlier_trials(journal: Path, study_name: str, families: Sequence[str]):
     """The finished trials of these families in an earlier experiment's Optuna study, best first."""
-    import optuna
-    from optuna.storages import JournalStorage
-    from optuna.storages.journal import JournalFileBackend
+    from ecgtune.analysis import finished_trials
 
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    try:
-        study = optuna.load_study(study_name=study_name, storage=JournalStorage(JournalFileBackend(str(journal))))
-    except (KeyError, ValueError, RuntimeError) as error:
-        raise ConfigError(f"{journal}: not a readable Optuna journal of study {study_name!r} ({error})") from None
-    finished = [trial for trial in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
-                if trial.params.get("family") in families]
+    finished = [trial for trial in finished_trials(journal, study_name) if trial.params.get("family") in families]
     # ranked by the best epoch each reported (Ray tells the study a trial's last one)
     return sorted(finished, key=lambda trial: (min([trial.value, *trial.intermediate_values.values()]), trial.number))
 
