@@ -47,8 +47,8 @@ def main() -> None:
             scores, accuracies, speeds = [], [], []
             for seed in args.seeds:
                 _, result = train_family(family, fold, config, TrainConfig(epochs=args.epochs, seed=seed))
-                scores.append(result.best_metrics["abs_sum"])
-                accuracies.append(result.best_metrics["accuracy"])
+                scores.append(result.kept_metrics["abs_sum"])
+                accuracies.append(result.kept_metrics["accuracy"])
                 speeds.append(np.median([epoch["samples_per_s"] for epoch in result.history]))
             macs = network_macs(family, config) / 1e6
             print(f"| {family} | {size} | {macs:.1f} | {np.mean(speeds):,.0f} | {np.mean(scores):.1f} "

@@ -2,10 +2,11 @@
 
 A checkpoint folder holds:
     config.json         the description: family, model and training config, imbalance handling, the
-                        sampled configuration, best epoch and its metrics, training rows and time
-    val_probs.npy       the best epoch's validation probabilities (rows as in RUNS_DIR/NAME/validation.npz;
+                        sampled configuration, the kept epoch (the best, or the last for a network
+                        trained without validation rows) and its metrics, training rows and time
+    val_probs.npy       the kept epoch's validation probabilities (rows as in RUNS_DIR/NAME/validation.npz;
                         none for a refit on every row)
-    model.safetensors   the best epoch's weights
+    model.safetensors   the kept epoch's weights
     trainer_state.pt    the whole training state, to resume an interrupted trial (weights-only file;
                         the trial that wrote it loads it, see `ecgtune.raytune.tune_adapter`)
 
@@ -31,6 +32,7 @@ if TYPE_CHECKING:
 
 CONFIG_FILE, PROBS_FILE = "config.json", "val_probs.npy"
 WEIGHTS_FILE, STATE_FILE = "model.safetensors", "trainer_state.pt"
+LEGACY_NAMES = {"best_epoch": "kept_epoch", "best_metrics": "kept_metrics"}  # config.json's before 2026-11-27
 
 
 @dataclass(frozen=True)
@@ -45,8 +47,8 @@ class Checkpoint:
     train_config: dict     # the `TrainConfig` it was trained with
     imbalance: str         # the class-imbalance handling of its training rows
     sampled: dict          # the configuration the search sampled: what a retraining starts from
-    best_epoch: int        # the epoch these weights and probabilities are from (0: none finished cleanly)
-    best_metrics: dict     # that epoch's report: validation abs_sum, log_loss, accuracy... when it had any
+    kept_epoch: int        # the epoch these weights and probabilities are from (0: none finished cleanly)
+    kept_metrics: dict     # that epoch's report: validation abs_sum, log_loss, accuracy... when it had any
     epochs_trained: int
     training_rows: int
     seconds: float         # training time of the epochs trained
@@ -60,7 +62,7 @@ class Checkpoint:
 
 def write_checkpoint(folder: Path, trainer: Trainer, family: str, model_config: dict, imbalance: str,
                      sampled: dict) -> None:
-    """Writes the best epoch of `trainer` (and its whole state, to resume) as a checkpoint into `folder`.
+    """Writes the kept epoch of `trainer` (and its whole state, to resume) as a checkpoint into `folder`.
 
     Args:
         folder: an existing folder.
@@ -77,10 +79,10 @@ def write_checkpoint(folder: Path, trainer: Trainer, family: str, model_config: 
     checkpoint = Checkpoint(
         folder=folder, family=family, model_config=model_config, n_classes=trainer.fold.n_classes,
         signal_length=int(trainer.fold.train_signals.shape[1]), train_config=result.config, imbalance=imbalance,
-        sampled=sampled, best_epoch=result.best_epoch, best_metrics=result.best_metrics,
+        sampled=sampled, kept_epoch=result.kept_epoch, kept_metrics=result.kept_metrics,
         epochs_trained=trainer.epoch, training_rows=len(trainer.fold.train_labels), seconds=trainer.elapsed,
-        val_probs=result.best_val_probs.astype(np.float32))
-    save_file({name: tensor.contiguous() for name, tensor in result.best_state.items()}, str(folder / WEIGHTS_FILE))
+        val_probs=result.kept_val_probs.astype(np.float32))
+    save_file({name: tensor.contiguous() for name, tensor in result.kept_state.items()}, str(folder / WEIGHTS_FILE))
     np.save(folder / PROBS_FILE, checkpoint.val_probs, allow_pickle=False)
     (folder / CONFIG_FILE).write_text(json.dumps(checkpoint.description(), indent=2, default=_json_default))
     torch.save(trainer.state_dict(), folder / STATE_FILE)
@@ -97,6 +99,7 @@ def read_checkpoint(folder: Path) -> Checkpoint:
         described = json.loads((folder / CONFIG_FILE).read_text())
         if not isinstance(described, dict):
             raise TypeError(f"{CONFIG_FILE} holds no description")
+        described = {LEGACY_NAMES.get(key, key): value for key, value in described.items()}
         checkpoint = Checkpoint(
             folder=folder,
             family=_field(described, "family", str),
@@ -106,8 +109,8 @@ def read_checkpoint(folder: Path) -> Checkpoint:
             train_config=_field(described, "train_config", dict),
             imbalance=_field(described, "imbalance", str),
             sampled=_field(described, "sampled", dict),
-            best_epoch=_field(described, "best_epoch", int),
-            best_metrics=_field(described, "best_metrics", dict),
+            kept_epoch=_field(described, "kept_epoch", int),
+            kept_metrics=_field(described, "kept_metrics", dict),
             epochs_trained=_field(described, "epochs_trained", int),
             training_rows=_field(described, "training_rows", int),
             seconds=float(_field(described, "seconds", (int, float))),
@@ -123,7 +126,7 @@ def read_checkpoint(folder: Path) -> Checkpoint:
 
 
 def load_network(checkpoint: Checkpoint) -> torch.nn.Module:
-    """The checkpoint's network with its best epoch's weights, in eval mode.
+    """The checkpoint's network with its kept epoch's weights, in eval mode.
 
     Raises:
         EcgtuneError: naming the folder, if the weights are missing, cut short or do not fit the network.

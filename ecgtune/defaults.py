@@ -15,7 +15,7 @@ REDUCTION_FACTOR = 3        # ASHA keeps the best third at each rung
 
 # the resources of one trial
 CPUS_PER_TRIAL = 1.0        # one thread a trial: these small networks scale poorly past one core
-GPUS_PER_TRIAL = 0.125      # with GPUs: eight trials per GPU, 3-6x one trial's throughput on an H100 (BENCHMARKS 11e)
+GPUS_PER_TRIAL = 0.125      # eight trials per GPU: 3-6x one trial's throughput; 16 add nothing (BENCHMARKS 11e, 11i)
 MAX_FAILURES = 2            # retries of a failed trial, each from its last checkpoint
 
 # after the search

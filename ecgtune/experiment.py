@@ -248,7 +248,7 @@ def _build(members: list, labels: np.ndarray, options: EnsembleOptions, seconds_
     limit = None if budget is None else budget / (seconds_per_mac * COST_ROWS)
     summary, probs = build_ensemble(members, labels, size=options.size, bagging_rounds=options.bagging_rounds,
                                     decision_folds=options.rule_folds, seed=options.seed,
-                                    max_members=options.max_members, max_cost=limit, member_cost=macs)
+                                    max_members=options.max_members, cost_limit=limit, member_cost=macs)
     summary.cost_unit, summary.seconds_per_mac, summary.predict_budget = COST_UNIT, seconds_per_mac, budget
     summary.predict_seconds = summary.cost * seconds_per_mac * COST_ROWS
     for member in summary.members:
@@ -328,7 +328,7 @@ def _refit(run_dir: Path, plan: Plan, summary: EnsembleSummary, members: list, s
     configs, slots = {}, [0.0] * trial_slots(settings)  # when each parallel slot is free, as planned
     for member in summary.members:
         description = described[member.trial]
-        epochs = max(1, int(description["best_epoch"]))
+        epochs = max(1, int(description["kept_epoch"]))
         pace = description["seconds"] / max(1, description["epochs_trained"] * description["training_rows"])
         free = slots.index(min(slots))
         if seconds is not None and refit_margin(slots[free] + pace * len(data) * epochs) > seconds:

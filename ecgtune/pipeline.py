@@ -31,9 +31,13 @@ REFIT_MAX_SHARE = 0.3                 # of the budget, at most, for retraining t
 FINISH_SHARE, FINISH_MIN_S = 0.05, 20.0  # of the budget (at least 20 s): ensemble, export and report
 MIN_FREE_BYTES = 256 * 2**20  # a smoke search filled a 50 MB disk; checkpoints and Ray's state need room
 MIN_VALIDATION_ROWS_PER_CLASS = 30  # below this a class's threshold moves with a row or two
-SEARCH_MIN_EPOCHS = 120  # epochs in all, over every trial; the laptop main job buys about 200 (BENCHMARKS 11g)
+SEARCH_MIN_EPOCHS = 120  # epochs in all, over every trial: about 40 trials as ASHA cuts them (the laptop main job
+                         # buys 150-190 and ranks 41-53 trials, BENCHMARKS 11a; 30 CPU minutes on real ECG buy ~100)
 WARM_START_POINTS = 8  # an earlier search's best configurations retrained first (`--warm-start`)
 LONG_TRIAL_SHARE = 0.85  # of the search's time for a long trial's training: its validation passes need the rest
+LONG_TRIAL_EPOCHS = 30  # compact networks on real ECG peaked at epochs 35 and 44 of 66 (BENCHMARKS 11g): a shorter
+                        # one-cycle schedule anneals by then, and the time left trains more networks
+LONG_TRIAL_ROUNDS = 2   # at most: under SEARCH_MIN_EPOCHS over the slots, a third round of 30 hardly ever fits
 
 
 @dataclass
@@ -115,7 +119,7 @@ def settle_epochs(plan: experiment.Plan, settings, clock: Clock, data, training_
     trials' measured pace (`EpochBudget.fitting`), so that a search whose budget pays for long trials
     (on a GPU, or on small data) trains them long enough; without one, or when the pace could not be
     measured, the defaults. A budget too short to search (`too_short_to_search`) trains the searcher's
-    first points instead, one per parallel slot, each for as many epochs as the search's time pays for."""
+    first points instead, as long as the search's time pays for (`_long_trials`)."""
     from ecgtune.search_spaces import EpochBudget
 
     if plan.min_epochs and plan.max_epochs:
@@ -137,32 +141,58 @@ def _fit_to_pace(plan: experiment.Plan, settings, clock: Clock, data, training_r
     """Times the networks on the cluster; returns the epoch range that the search's time pays for, or
     the plan of long trials when it pays for too few epochs to search, or None when unmeasured."""
     from ecgtune.raytune import tune_search
-    from ecgtune.search_spaces import EpochBudget, point_network
+    from ecgtune.search_spaces import EpochBudget
     from ecgtune.search_spaces.families import COMPACT
 
-    slots, may_go_long = tune_search.trial_slots(settings), not plan.min_epochs and not plan.max_epochs
+    slots = tune_search.trial_slots(settings)
     compact = [(family, COMPACT[family]) for family in settings.families]
-    first = tune_search.first_points(replace(settings, portfolio_first=True))[:slots] if may_go_long else []
-    long_trials = [point_network(point) for point in first]
-    paces = tune_search.measure_pace(settings, data.signal_length, data.n_classes, compact + long_trials)
+    paces = tune_search.measure_pace(settings, data.signal_length, data.n_classes, compact)
     if paces is None:
         print(f"warning: the cluster did not time the networks within {tune_search.PACE_TIMEOUT_S:.0f} s; "
               "trials sample the default epochs", file=sys.stderr)
         return None
     seconds = search_time(clock)  # after the timing, which took some of it
-    epoch_seconds = statistics.median(paces[:len(compact)]) * training_rows
+    epoch_seconds = statistics.median(paces) * training_rows
     pace_words = (f"an epoch of {training_rows:,} rows takes about {epoch_seconds:.1f} s per trial with {slots} at "
                   f"once; the search has about {seconds / 60:.1f} min")
-    if may_go_long and too_short_to_search(seconds, epoch_seconds, slots):
-        epochs = max(1, int(LONG_TRIAL_SHARE * seconds / (max(paces[len(compact):]) * training_rows)))
-        print(f"epochs: {epochs} for each of {len(long_trials)} trial(s), the searcher's first points: the budget "
-              f"buys about {seconds * slots / epoch_seconds:.0f} epochs in all, too few to search ({pace_words}). A "
-              "longer --time-budget, or --min-epochs and --max-epochs, searches instead", file=sys.stderr)
-        return replace(plan, min_epochs=epochs, max_epochs=epochs, num_samples=len(long_trials), scheduler="fifo",
-                       long_trials=True)
+    if not plan.min_epochs and not plan.max_epochs and too_short_to_search(seconds, epoch_seconds, slots):
+        print(f"too few epochs to search: the budget buys about {seconds * slots / epoch_seconds:.0f} in all "
+              f"({pace_words}); the searcher's first points train long instead. A longer --time-budget, or "
+              "--min-epochs and --max-epochs, searches", file=sys.stderr)
+        return _long_trials(plan, settings, clock, data, training_rows, paces)
     budget = EpochBudget.fitting(seconds, epoch_seconds)
     print(f"epochs: {budget.min_epochs}-{budget.max_epochs} per trial ({pace_words})", file=sys.stderr)
     return budget
+
+
+def _long_trials(plan: experiment.Plan, settings, clock: Clock, data, training_rows: int,
+                 compact_paces: list[float]) -> experiment.Plan:
+    """The plan of long trials: the searcher's first points (the portfolio first), one per parallel
+    slot, each for as many epochs as the search's time pays for at the pace measured for those very
+    networks. Where two rounds still give each network LONG_TRIAL_EPOCHS, twice as many train, two
+    rounds of one per slot (the second the fastest families' starting points): schedules of that
+    length already anneal, and more networks make a better ensemble."""
+    from ecgtune.raytune import tune_search
+    from ecgtune.search_spaces import point_network
+
+    slots = tune_search.trial_slots(settings)
+    # the family starts that follow the portfolio, fastest first: a second round fits more often
+    fastest_first = [family for _, family in sorted(zip(compact_paces, settings.families))]
+    plan = replace(plan, families=fastest_first)
+    settings = replace(settings, families=fastest_first, portfolio_first=True)
+    points = tune_search.first_points(settings)[:LONG_TRIAL_ROUNDS * slots]
+    paces = tune_search.measure_pace(settings, data.signal_length, data.n_classes,
+                                     [point_network(point) for point in points]) or compact_paces
+    seconds = search_time(clock)  # after this timing too
+    for rounds in range(LONG_TRIAL_ROUNDS, 0, -1):  # a slot may train each round's slowest network
+        seconds_per_row = sum(max(paces[start:start + slots]) for start in range(0, rounds * slots, slots)
+                              if paces[start:start + slots])
+        epochs = max(1, int(LONG_TRIAL_SHARE * seconds / (seconds_per_row * training_rows)))
+        if epochs >= LONG_TRIAL_EPOCHS or rounds == 1:
+            break
+    trials = min(len(points), rounds * slots)
+    print(f"epochs: {epochs} for each of {trials} trial(s), {slots} at a time", file=sys.stderr)
+    return replace(plan, min_epochs=epochs, max_epochs=epochs, num_samples=trials, scheduler="fifo", long_trials=True)
 
 
 def too_short_to_search(search_seconds: float, epoch_seconds: float, slots: int) -> bool:

@@ -69,16 +69,21 @@ class TrainConfig:
             raise ConfigError("label_smoothing and warmup_fraction must lie in [0, 1)")
 
 
+# the names a trainer state had before 2026-11-27, when "best" also meant the last epoch of keep="last"
+LEGACY_STATE_NAMES = {"best_key": "kept_key", "best_epoch": "kept_epoch", "best_state": "kept_state",
+                      "best_probs": "kept_probs"}
+
+
 @dataclass
 class TrainResult:
-    """What a training run leaves: its per-epoch history and its best epoch (lowest validation abs-sum,
-    ties broken by log-loss; the last epoch with `keep="last"`)."""
+    """What a training run leaves: its per-epoch history and the epoch it kept: the best (lowest
+    validation abs-sum, ties broken by log-loss), or the last with `keep="last"`."""
 
     history: list[dict[str, float]]
-    best_epoch: int
-    best_metrics: dict[str, float]
-    best_state: dict[str, torch.Tensor]
-    best_val_probs: np.ndarray
+    kept_epoch: int
+    kept_metrics: dict[str, float]
+    kept_state: dict[str, torch.Tensor]
+    kept_val_probs: np.ndarray
     diverged: bool = False
     seconds: float = 0.0
     config: dict = field(default_factory=dict)
@@ -153,10 +158,10 @@ class Trainer:
         self.averaged = WeightAverage(model, config.ema_horizon * total_steps) if config.ema_horizon > 0 else None
         self.epoch = 0
         self.history: list[dict[str, float]] = []
-        self.best_key: tuple[float, float] | None = None
-        self.best_epoch = 0
-        self.best_state: dict[str, torch.Tensor] | None = None
-        self.best_probs: np.ndarray | None = None
+        self.kept_key: tuple[float, float] | None = None
+        self.kept_epoch = 0
+        self.kept_state: dict[str, torch.Tensor] | None = None
+        self.kept_probs: np.ndarray | None = None
         self.diverged = False
         self.elapsed = 0.0
 
@@ -191,9 +196,9 @@ class Trainer:
                   "lr": self.scheduler.get_last_lr()[0]}
         self.history.append(report)
         key = (report["abs_sum"], report["log_loss"]) if validating else (0.0, 0.0)
-        if self.best_key is None or key < self.best_key or self.config.keep == "last":
-            self.best_key, self.best_epoch, self.best_probs = key, self.epoch, probs
-            self.best_state = _state_on_cpu(network)
+        if self.kept_key is None or key < self.kept_key or self.config.keep == "last":
+            self.kept_key, self.kept_epoch, self.kept_probs = key, self.epoch, probs
+            self.kept_state = _state_on_cpu(network)
         return report
 
     def _step(self, signals: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
@@ -231,16 +236,16 @@ class Trainer:
         return self.result()
 
     def result(self) -> TrainResult:
-        """The run so far: history and best epoch (uniform probabilities if no epoch finished cleanly)."""
-        best_probs = self.best_probs
-        if best_probs is None:  # no epoch finished cleanly, or nothing to validate
-            best_probs = np.full((len(self.val_x), self.fold.n_classes), 1.0 / self.fold.n_classes, np.float32)
+        """The run so far: history and kept epoch (uniform probabilities if no epoch finished cleanly)."""
+        kept_probs = self.kept_probs
+        if kept_probs is None:  # no epoch finished cleanly, or nothing to validate
+            kept_probs = np.full((len(self.val_x), self.fold.n_classes), 1.0 / self.fold.n_classes, np.float32)
         return TrainResult(
             history=list(self.history),
-            best_epoch=self.best_epoch,
-            best_metrics=self.history[self.best_epoch - 1] if self.best_epoch else {},
-            best_state=self.best_state if self.best_state is not None else _state_on_cpu(self.model),
-            best_val_probs=best_probs,
+            kept_epoch=self.kept_epoch,
+            kept_metrics=self.history[self.kept_epoch - 1] if self.kept_epoch else {},
+            kept_state=self.kept_state if self.kept_state is not None else _state_on_cpu(self.model),
+            kept_val_probs=kept_probs,
             diverged=self.diverged,
             seconds=self.elapsed,
             config=asdict(self.config),
@@ -253,9 +258,9 @@ class Trainer:
             "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict(), "generator": self.generator.get_state(),
             "torch_rng": torch.get_rng_state(), "epoch": self.epoch, "history": self.history,
-            "best_key": list(self.best_key) if self.best_key else None, "best_epoch": self.best_epoch,
-            "best_state": self.best_state, "diverged": self.diverged, "elapsed": self.elapsed,
-            "best_probs": None if self.best_probs is None else torch.from_numpy(self.best_probs),
+            "kept_key": list(self.kept_key) if self.kept_key else None, "kept_epoch": self.kept_epoch,
+            "kept_state": self.kept_state, "diverged": self.diverged, "elapsed": self.elapsed,
+            "kept_probs": None if self.kept_probs is None else torch.from_numpy(self.kept_probs),
             "averaged": self.averaged.state_dict() if self.averaged else None,
         }
         if self.device.type == "cuda":
@@ -271,11 +276,12 @@ class Trainer:
         torch.set_rng_state(state["torch_rng"])
         if self.device.type == "cuda" and "cuda_rng" in state:
             torch.cuda.set_rng_state(state["cuda_rng"], self.device)
+        state = {LEGACY_STATE_NAMES.get(key, key): value for key, value in state.items()}
         self.epoch, self.history = state["epoch"], list(state["history"])
-        self.best_key = tuple(state["best_key"]) if state["best_key"] else None
-        self.best_epoch, self.best_state = state["best_epoch"], state["best_state"]
+        self.kept_key = tuple(state["kept_key"]) if state["kept_key"] else None
+        self.kept_epoch, self.kept_state = state["kept_epoch"], state["kept_state"]
         self.diverged, self.elapsed = state["diverged"], state["elapsed"]
-        self.best_probs = None if state["best_probs"] is None else state["best_probs"].numpy()
+        self.kept_probs = None if state["kept_probs"] is None else state["kept_probs"].numpy()
         if self.averaged and state.get("averaged") is not None:
             self.averaged.load_state_dict(state["averaged"])
 
@@ -333,18 +339,20 @@ def _state_on_cpu(model: nn.Module) -> dict[str, torch.Tensor]:
 
 
 def training_pace(family: str, model_config: dict, signal_length: int, n_classes: int, batch_size: int = 256,
-                  batches: int = 3, device: str = "auto") -> float:
+                  batches: int = 2, repeats: int = 2, device: str = "auto") -> float:
     """Seconds per training row of the family's network at `batch_size` on this process's device and
-    threads: an epoch of `batches` batches of random beats, timed after a warm-up epoch of the same
-    (the first steps pay for allocation and kernel selection)."""
+    threads: the fastest of `repeats` epochs of `batches` batches of random beats, after a warm-up epoch
+    of the same (the first steps pay for allocation and kernel selection). The fastest, because another
+    process's burst of work only ever slows an epoch down: one timed epoch on a busy laptop once halved
+    the pace and sent its search into long trials."""
     rows = batch_size * batches
     signals = np.random.default_rng(0).standard_normal((rows, signal_length), dtype=np.float32)
     labels = np.arange(rows) % n_classes
     fold = Fold(signals, labels, signals[:0], labels[:0], n_classes=n_classes)
     model = create_model(family, n_classes=n_classes, **model_config)
-    trainer = Trainer(model, fold, TrainConfig(epochs=2, batch_size=batch_size, device=device))
+    trainer = Trainer(model, fold, TrainConfig(epochs=1 + repeats, batch_size=batch_size, device=device))
     trainer.run_epoch()
-    return 1.0 / trainer.run_epoch()["samples_per_s"]
+    return min(1.0 / trainer.run_epoch()["samples_per_s"] for _ in range(repeats))
 
 
 def train_family(
@@ -354,9 +362,9 @@ def train_family(
     config: TrainConfig = TrainConfig(),
     on_epoch: Callable[[dict[str, float]], None] | None = None,
 ) -> tuple[nn.Module, TrainResult]:
-    """Builds the family with a seeded initialisation, trains it, and loads its best epoch's weights."""
+    """Builds the family with a seeded initialisation, trains it, and loads its kept epoch's weights."""
     torch.manual_seed(config.seed)
     model = create_model(family, n_classes=fold.n_classes, **(model_config or {}))
     result = train(model, fold, config, on_epoch)
-    model.load_state_dict(result.best_state)
+    model.load_state_dict(result.kept_state)
     return model, result

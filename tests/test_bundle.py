@@ -60,7 +60,7 @@ def _summary(root: Path, decision_rule: dict = GOOD_RULE) -> EnsembleSummary:
     save_file(model.state_dict(), str(checkpoint / WEIGHTS_FILE))
     (checkpoint / CONFIG_FILE).write_text(json.dumps({
         "family": "plain_cnn", "n_classes": 4, "signal_length": 205, "model_config": TINY_CONFIG,
-        "train_config": {}, "imbalance": "none", "sampled": {}, "best_epoch": 0, "best_metrics": {},
+        "train_config": {}, "imbalance": "none", "sampled": {}, "kept_epoch": 0, "kept_metrics": {},
         "epochs_trained": 0, "training_rows": 0, "seconds": 0.0}))
     np.save(checkpoint / PROBS_FILE, np.zeros((0, 4), dtype=np.float32))
     member = ChosenMember("t0", "plain_cnn", [str(checkpoint)], weight=1.0, val_abs_sum=0.0, val_log_loss=0.0)

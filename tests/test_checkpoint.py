@@ -52,23 +52,42 @@ def test_a_checkpoint_reads_back_as_it_was_written(written):
     assert (checkpoint.family, checkpoint.model_config, checkpoint.imbalance) == ("plain_cnn", SMALL, "none")
     assert (checkpoint.n_classes, checkpoint.signal_length) == (4, 205)
     assert checkpoint.train_config == result.config and checkpoint.sampled == SAMPLED
-    assert checkpoint.best_epoch == result.best_epoch >= 1 and checkpoint.best_metrics == result.best_metrics
+    assert checkpoint.kept_epoch == result.kept_epoch >= 1 and checkpoint.kept_metrics == result.kept_metrics
     assert checkpoint.epochs_trained == TRAINING.epochs and checkpoint.training_rows == len(trainer.fold.train_labels)
     assert checkpoint.seconds == trainer.elapsed > 0
-    np.testing.assert_array_equal(checkpoint.val_probs, result.best_val_probs)
+    np.testing.assert_array_equal(checkpoint.val_probs, result.kept_val_probs)
 
     network = load_network(checkpoint)
     assert not network.training
     weights = network.state_dict()
-    assert weights.keys() == result.best_state.keys()
-    assert all(torch.equal(weights[name], result.best_state[name]) for name in weights)
+    assert weights.keys() == result.kept_state.keys()
+    assert all(torch.equal(weights[name], result.kept_state[name]) for name in weights)
     np.testing.assert_allclose(predict_proba(network, torch.as_tensor(trainer.fold.val_signals)),
                                checkpoint.val_probs, atol=1e-5)
 
     resumed = Trainer(create_model("plain_cnn", **SMALL), trainer.fold, TRAINING)
     resumed.load_state_dict(torch.load(folder / STATE_FILE, weights_only=True))
-    assert resumed.epoch == TRAINING.epochs and resumed.best_epoch == result.best_epoch
+    assert resumed.epoch == TRAINING.epochs and resumed.kept_epoch == result.kept_epoch
 
+
+
+def test_a_checkpoint_written_before_the_kept_names_still_reads_and_resumes(written, tmp_path):
+    """Experiments written before "best_*" became "kept_*" (it also named the last epoch of keep="last")."""
+    trainer, folder = written
+    old = tmp_path / "checkpoint_000003"
+    shutil.copytree(folder, old)
+    described = json.loads((old / CONFIG_FILE).read_text())
+    described["best_epoch"], described["best_metrics"] = described.pop("kept_epoch"), described.pop("kept_metrics")
+    (old / CONFIG_FILE).write_text(json.dumps(described))
+    saved = torch.load(old / STATE_FILE, weights_only=True)
+    state = {key.replace("kept_", "best_"): value for key, value in saved.items()}
+
+    checkpoint = read_checkpoint(old)
+    assert (checkpoint.kept_epoch, checkpoint.kept_metrics) == (read_checkpoint(folder).kept_epoch,
+                                                                read_checkpoint(folder).kept_metrics)
+    resumed = Trainer(create_model("plain_cnn", **SMALL), trainer.fold, TRAINING)
+    resumed.load_state_dict(state)
+    assert resumed.kept_epoch == trainer.kept_epoch and resumed.kept_key == trainer.kept_key
 
 def test_every_reader_reads_the_writers_record(written):
     """The search layer finds the checkpoint; the ensemble library and the export read what the
@@ -85,8 +104,8 @@ def test_every_reader_reads_the_writers_record(written):
     [member] = load_library(experiment_dir, trainer.fold.val_labels)
     assert (member.trial, member.family, member.checkpoints) == ("plain_cnn_a", "plain_cnn", (folder,))
     assert member.description == checkpoint.description()
-    assert (member.val_abs_sum, member.val_log_loss) == (checkpoint.best_metrics["abs_sum"],
-                                                         checkpoint.best_metrics["log_loss"])
+    assert (member.val_abs_sum, member.val_log_loss) == (checkpoint.kept_metrics["abs_sum"],
+                                                         checkpoint.kept_metrics["log_loss"])
     np.testing.assert_array_equal(member.val_probs, checkpoint.val_probs)
 
     network, exported = load_member(folder)

@@ -1,5 +1,6 @@
 import csv
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -58,6 +59,29 @@ def test_smoke_search_over_all_families(tmp_path):
     assert again.returncode == 2 and "already holds an experiment" in again.stderr
     _check_cross_fitted_members(tmp_path / "smoke", summary)
 
+
+
+def test_wandb_tracks_every_trial_and_the_ensemble(tmp_path):
+    """--tracker wandb, in wandb's offline mode (no account or network): a run per trial with its last
+    validation abs-sum, and one for the ensemble with its scores. wandb is an optional extra that the
+    README's test command does not install, so this runs only where it is."""
+    pytest.importorskip("wandb")
+    env = {**os.environ, "WANDB_MODE": "offline", "WANDB_DIR": str(tmp_path), "WANDB_SILENT": "true"}
+    command = [sys.executable, str(ROOT / "search.py"), "--runs-dir", str(tmp_path), "--smoke", "--arch",
+               "plain_cnn,dilated_cnn", "--name", "tracked", "--no-refit", "--tracker", "wandb"]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=600, env=env)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "was not logged" not in result.stderr
+    with open(tmp_path / "tracked" / "leaderboard.csv") as stream:
+        ranked = list(csv.DictReader(stream))
+    runs = [json.loads((folder / "files" / "wandb-summary.json").read_text())
+            for folder in (tmp_path / "wandb").glob("offline-run-*")]
+    ensembles = [summary for summary in runs if "ensemble/ensemble_learned_rule" in summary]
+    trials = [summary for summary in runs if "val_abs_sum" in summary]
+    scores = json.loads((tmp_path / "tracked" / "ensemble.json").read_text())["scores"]
+    assert len(ensembles) == 1 and ensembles[0]["ensemble/ensemble_learned_rule"] == scores["ensemble_learned_rule"]
+    assert len(trials) >= len(ranked)
+    assert min(summary["val_abs_sum"] for summary in trials) <= float(ranked[0]["val_abs_sum"])
 
 def _check_journal(run_dir, rows):
     """The search's Optuna study is on disk, with a finished trial for every ranked one."""

@@ -77,7 +77,7 @@ def test_a_cost_limit_bounds_the_distinct_members_costs():
 
     free = EnsembleSelection(size=20).fit(members, labels)
     assert costs[free.weights_ > 0].sum() > 3.0
-    limited = EnsembleSelection(size=20, max_cost=3.0).fit(members, labels, member_cost=cost_of)
+    limited = EnsembleSelection(size=20, cost_limit=3.0).fit(members, labels, member_cost=cost_of)
     assert costs[limited.weights_ > 0].sum() <= 3.0
     assert len(asked) == len(set(asked)), "each member's cost is asked once"
     limited_score = abs_sum(argmax_decisions(limited.predict_proba(members)), labels)
@@ -88,18 +88,18 @@ def test_the_best_member_is_passed_over_when_it_costs_too_much():
     members, labels = _library(n_members=5, seed=8)
     best = int(np.argmin(_single_scores(members, labels)))
     costs = np.where(np.arange(5) == best, 10.0, 1.0)
-    selector = EnsembleSelection(size=10, max_cost=4.0).fit(members, labels, member_cost=costs.__getitem__)
+    selector = EnsembleSelection(size=10, cost_limit=4.0).fit(members, labels, member_cost=costs.__getitem__)
     assert selector.weights_[best] == 0
     assert selector.trajectory_[0]["member"] != best
 
 
 def test_when_nothing_fits_the_cost_limit_the_cheapest_member_is_the_ensemble():
     members, labels = _library(n_members=4, seed=9)
-    selector = EnsembleSelection(max_cost=0.5).fit(members, labels, member_cost=lambda member: 5.0 - member)
+    selector = EnsembleSelection(cost_limit=0.5).fit(members, labels, member_cost=lambda member: 5.0 - member)
     np.testing.assert_array_equal(selector.weights_, [0, 0, 0, 1])
 
 
-@pytest.mark.parametrize("limits", [{"max_members": 2}, {"max_cost": 2.0}])
+@pytest.mark.parametrize("limits", [{"max_members": 2}, {"cost_limit": 2.0}])
 def test_bagging_rounds_together_stay_within_the_limits(limits):
     members, labels = _library(n_members=8, seed=10)
     selector = EnsembleSelection(size=10, bagging_rounds=6, **limits).fit(members, labels, member_cost=lambda m: 1.0)
@@ -176,8 +176,8 @@ def _write_checkpoint(folder, family, abs_sum_value, probs, log_loss_value=0.1):
     from ecgtune.checkpoint import CONFIG_FILE, PROBS_FILE, Checkpoint
 
     checkpoint = Checkpoint(folder, family, model_config={}, n_classes=probs.shape[1], signal_length=205,
-                            train_config={}, imbalance="none", sampled={"family": family}, best_epoch=1,
-                            best_metrics={"abs_sum": abs_sum_value, "log_loss": log_loss_value}, epochs_trained=1,
+                            train_config={}, imbalance="none", sampled={"family": family}, kept_epoch=1,
+                            kept_metrics={"abs_sum": abs_sum_value, "log_loss": log_loss_value}, epochs_trained=1,
                             training_rows=100, seconds=1.0, val_probs=probs)
     folder.mkdir(parents=True)
     (folder / CONFIG_FILE).write_text(json.dumps(checkpoint.description()))

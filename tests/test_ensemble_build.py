@@ -45,7 +45,7 @@ def test_what_ships_is_never_worse_than_the_best_trial(n_members, n_rows, seed):
 def test_a_cost_limit_says_what_it_costs():
     members, labels = _members(6, 1500, seed=3)
     costs = {m.trial: (10.0 if index == 0 else 1.0) for index, m in enumerate(members)}
-    summary, _ = build_ensemble(members, labels, max_cost=3.0, member_cost=lambda m: costs[m.trial])
+    summary, _ = build_ensemble(members, labels, cost_limit=3.0, member_cost=lambda m: costs[m.trial])
     assert members[0].trial not in [m.trial for m in summary.members]
     assert summary.cost <= 3.0 and summary.cost_limit == 3.0
     unlimited = summary.scores["unlimited_ensemble_learned_rule"]

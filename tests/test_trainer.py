@@ -23,7 +23,7 @@ def test_training_learns_and_reports_every_epoch(fold):
     for key in ("abs_sum", "abs_sum_proba", "log_loss", "accuracy", "samples_per_s", "train_loss"):
         assert all(np.isfinite(r[key]) for r in reports), key
     majority = np.bincount(fold.val_labels).max() / len(fold.val_labels)
-    assert result.best_metrics["accuracy"] > majority + 0.1
+    assert result.kept_metrics["accuracy"] > majority + 0.1
     assert reports[-1]["train_loss"] < reports[0]["train_loss"]
 
 
@@ -31,21 +31,21 @@ def test_best_epoch_weights_and_probabilities_are_kept(fold):
     model, result = train_family("dilated_cnn", fold, dict(widths=(16, 16), stem_width=8, hidden=(16,)),
                                  TrainConfig(epochs=3))
     best = min(result.history, key=lambda r: (r["abs_sum"], r["log_loss"]))
-    assert result.best_epoch == best["epoch"]
-    assert result.best_val_probs.shape == (len(fold.val_labels), 4)
-    np.testing.assert_allclose(result.best_val_probs.sum(axis=1), 1.0, atol=1e-5)
+    assert result.kept_epoch == best["epoch"]
+    assert result.kept_val_probs.shape == (len(fold.val_labels), 4)
+    np.testing.assert_allclose(result.kept_val_probs.sum(axis=1), 1.0, atol=1e-5)
     from ecgtune.trainer import predict_proba
     again = predict_proba(model, torch.as_tensor(fold.val_signals))
-    np.testing.assert_allclose(again, result.best_val_probs, atol=1e-5)
+    np.testing.assert_allclose(again, result.kept_val_probs, atol=1e-5)
 
 
 def test_keep_last_lets_the_validation_rows_choose_nothing(fold):
     """For out-of-fold predictions the last epoch is kept, whatever the validation rows say."""
     small = dict(widths=(16, 16), stem_width=8, hidden=(16,))
     model, result = train_family("dilated_cnn", fold, small, TrainConfig(epochs=3, keep="last"))
-    assert result.best_epoch == 3 and result.best_metrics == result.history[-1]
+    assert result.kept_epoch == 3 and result.kept_metrics == result.history[-1]
     from ecgtune.trainer import predict_proba
-    np.testing.assert_allclose(predict_proba(model, torch.as_tensor(fold.val_signals)), result.best_val_probs,
+    np.testing.assert_allclose(predict_proba(model, torch.as_tensor(fold.val_signals)), result.kept_val_probs,
                                atol=1e-5)
 
 
@@ -53,7 +53,7 @@ def test_same_seed_same_result(fold):
     config = TrainConfig(epochs=1, seed=3)
     _, first = train_family("plain_cnn", fold, SMALL, config)
     _, second = train_family("plain_cnn", fold, SMALL, config)
-    np.testing.assert_array_equal(first.best_val_probs, second.best_val_probs)
+    np.testing.assert_array_equal(first.kept_val_probs, second.kept_val_probs)
 
 
 @pytest.mark.parametrize("loss, schedule", [("l1", "cosine"), ("cross_entropy", "cosine"), ("l1", "onecycle")])
@@ -112,7 +112,7 @@ def test_a_run_resumed_from_a_saved_state_matches_an_uninterrupted_one(fold, tmp
     assert [r["abs_sum"] for r in result.history] == [r["abs_sum"] for r in straight.history]
     np.testing.assert_allclose([r["train_loss"] for r in result.history],
                                [r["train_loss"] for r in straight.history], rtol=1e-5)
-    np.testing.assert_allclose(result.best_val_probs, straight.best_val_probs, atol=1e-5)
+    np.testing.assert_allclose(result.kept_val_probs, straight.kept_val_probs, atol=1e-5)
 
 
 @pytest.mark.parametrize("rows", [3, 9, 40])
@@ -144,7 +144,7 @@ def test_augmentation_never_touches_the_validation_rows(fold, monkeypatch):
     assert sum(len(batch) for batch in seen) == 2 * len(fold.train_labels)
     assert all((batch != -7.0).all() for batch in seen)
     assert (marked.val_signals == -7.0).all()
-    assert np.isfinite(result.best_metrics["log_loss"])
+    assert np.isfinite(result.kept_metrics["log_loss"])
 
 
 def test_augmentation_and_weight_averaging_round_trip_through_json(fold):
@@ -167,8 +167,18 @@ def test_a_fold_without_validation_rows_trains_on_every_row_with_averaged_weight
     model, result = train_family("plain_cnn", every_row, SMALL, TrainConfig(epochs=6, keep="last", ema_horizon=0.1),
                                  on_epoch=reports.append)
     assert [r["epoch"] for r in reports] == [1, 2, 3, 4, 5, 6] and "abs_sum" not in reports[0]
-    assert result.best_epoch == 6 and result.best_val_probs.shape == (0, 4)
+    assert result.kept_epoch == 6 and result.kept_val_probs.shape == (0, 4)
     from ecgtune.trainer import predict_proba
     probs = predict_proba(model, torch.as_tensor(fold.val_signals))
     accuracy = (probs.argmax(axis=1) == fold.val_labels).mean()
     assert accuracy > np.bincount(fold.val_labels).max() / len(fold.val_labels)
+
+
+def test_the_pace_is_the_fastest_timed_epoch_so_a_burst_of_load_does_not_halve_it(monkeypatch):
+    from ecgtune import trainer
+
+    epochs = iter([{"samples_per_s": 50.0}, {"samples_per_s": 400.0}, {"samples_per_s": 1000.0},
+                   {"samples_per_s": 300.0}])  # a warm-up, then a burst of other work slows the 1st and 3rd
+    monkeypatch.setattr(trainer.Trainer, "run_epoch", lambda self: next(epochs))
+    assert trainer.training_pace("plain_cnn", {}, 205, 4, repeats=3) == 1 / 1000.0
+    assert next(epochs, None) is None, "the warm-up epoch is not timed, and every repeat is"

@@ -58,18 +58,24 @@ def _settings(tmp_path, **overrides):
     return SearchSettings(**values)
 
 
-def test_every_family_starts_before_the_portfolio_unless_trials_are_long(tmp_path):
+def test_every_family_starts_before_the_portfolio_unless_trials_are_long_and_each_comes_once(tmp_path):
     from ecgtune.raytune.tune_search import first_points
-    from ecgtune.search_spaces import portfolio_points
+    from ecgtune.search_spaces import portfolio_points, training_configuration
 
     families = ["cnn_lstm", "dilated_cnn", "plain_cnn"]
     portfolio = portfolio_points(families, EpochBudget(1, 2))
     assert portfolio, "the shipped portfolio holds dilated_cnn configurations"
     searching = first_points(_settings(tmp_path, families=families))
     assert [point["family"] for point in searching[:3]] == families, "a short search still tries every family"
-    assert searching[3:3 + len(portfolio)] == portfolio
+    assert training_configuration(portfolio[0]) == training_configuration(searching[1]), (
+        "the portfolio's first is dilated_cnn's start trained longer")
+    assert searching[3:3 + len(portfolio) - 1] == portfolio[1:], "so the start stands for it"
     long_trials = first_points(_settings(tmp_path, families=families, portfolio_first=True))
     assert long_trials[:len(portfolio)] == portfolio
+    assert [point["family"] for point in long_trials[len(portfolio):len(portfolio) + 2]] == ["cnn_lstm", "plain_cnn"]
+    for points in (searching, long_trials):
+        configurations = [training_configuration(point) for point in points]
+        assert all(configurations.count(configuration) == 1 for configuration in configurations)
 
 
 def test_search_checkpoints_what_the_ensemble_needs(tmp_path, beats):
@@ -92,7 +98,7 @@ def test_search_checkpoints_what_the_ensemble_needs(tmp_path, beats):
         assert probs.shape == (len(val_rows), 4)
         np.testing.assert_allclose(predict_proba(model, torch.as_tensor(data.signals[val_rows])), probs, atol=1e-4)
         state = torch.load(folder / STATE_FILE, weights_only=True)
-        assert state["best_epoch"] == row["best_epoch"] == described["best_epoch"]
+        assert state["kept_epoch"] == row["best_epoch"] == described["kept_epoch"]
 
 
 def test_a_diverging_trial_stops_with_the_worst_score_and_the_search_goes_on(tmp_path, beats):
@@ -351,4 +357,25 @@ def test_a_budget_too_short_to_search_trains_one_long_trial_per_slot(tmp_path, b
     settled = pipeline.settle_epochs(plan, settings, pipeline.Clock(120.0), data, 3_000_000)
     assert settled.num_samples == trial_slots(settings) == 2 and settled.scheduler == "fifo" and settled.long_trials
     assert settled.min_epochs == settled.max_epochs >= 1, "each trial trains for the whole search"
-    assert "too few to search" in capsys.readouterr().err
+    assert "too few epochs to search" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("long_pace, trials, epochs", [(1e-3, 2, 40), (2.5e-4, 4, 80)])
+def test_long_trials_past_their_useful_epochs_train_twice_as_many_networks(tmp_path, beats, monkeypatch,
+                                                                           long_pace, trials, epochs):
+    """With the timer faked: 950 s of search at 20 s an epoch buy 95 epochs over two slots, too few to
+    search. Networks timed at 20 s an epoch then get 40 epochs each, one round (two would give 20, under
+    LONG_TRIAL_EPOCHS); at 5 s, two rounds of 80 epochs train four networks instead of two of 161."""
+    from ecgtune import experiment, pipeline
+    from ecgtune.raytune import tune_search
+
+    data, _, _ = beats
+    plan = experiment.Plan(families=["plain_cnn", "dilated_cnn"], storage=str(tmp_path), rows=900,
+                           val_fraction=0.25, num_samples=100, time_budget_s=1000.0)
+    settings = pipeline.search_settings(plan, pipeline.Resources(), tmp_path / "exp")
+    compact = len(settings.families)
+    monkeypatch.setattr(tune_search, "measure_pace", lambda settings, length, classes, networks:
+                        [1e-3] * len(networks) if len(networks) == compact else [long_pace] * len(networks))
+    settled = pipeline.settle_epochs(plan, settings, pipeline.Clock(1000.0), data, 20_000)
+    assert (settled.num_samples, settled.max_epochs) == (trials, pytest.approx(epochs, abs=1))
+    assert settled.long_trials and settled.min_epochs == settled.max_epochs and settled.scheduler == "fifo"

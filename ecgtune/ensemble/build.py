@@ -15,7 +15,7 @@ from ecgtune.metrics import abs_sum, argmax_decisions, log_loss, threshold_decis
 
 def build_ensemble(members: Sequence[Member], labels: np.ndarray, *, size: int = 25, bagging_rounds: int = 0,
                    decision_folds: int = 5, seed: int = 0, max_members: int | None = None,
-                   max_cost: float | None = None,
+                   cost_limit: float | None = None,
                    member_cost: Callable[[Member], float] | None = None) -> tuple[EnsembleSummary, np.ndarray]:
     """Selects the ensemble on the validation rows, learns its decision rule, and scores every stage;
     returns its summary and the ensemble's validation probabilities.
@@ -25,13 +25,13 @@ def build_ensemble(members: Sequence[Member], labels: np.ndarray, *, size: int =
     selection used these same rows, so every ensemble figure is optimistic; the cross-fitted one
     removes the optimism of the thresholds (fitted on K-1 folds, scored on the held-out fold). With `member_cost` (a deterministic cost per
     member, such as its multiply-accumulates), the chosen members' costs and their sum are in the
-    summary, and `max_cost` bounds that sum; with a limit, the summary also says what the ensemble
+    summary, and `cost_limit` bounds that sum; with a limit, the summary also says what the ensemble
     would have scored without it.
     """
     library = np.stack([member.val_probs for member in members])
     cost_by_index = None if member_cost is None else lambda index: member_cost(members[index])
     options = {"size": size, "bagging_rounds": bagging_rounds, "random_state": seed}
-    selector = EnsembleSelection(**options, max_members=max_members, max_cost=max_cost).fit(
+    selector = EnsembleSelection(**options, max_members=max_members, cost_limit=cost_limit).fit(
         library, labels, cost_by_index)
     weights = selector.weights_
     blended, rule = _blend_and_rule(weights, library, labels)
@@ -53,7 +53,7 @@ def build_ensemble(members: Sequence[Member], labels: np.ndarray, *, size: int =
         "ensemble_learned_rule": abs_sum(rule.decide(blended), labels),
         "ensemble_learned_rule_cross_fitted": cross_fitted_abs_sum(blended, labels, decision_folds, seed),
     }
-    if max_members is not None or max_cost is not None:
+    if max_members is not None or cost_limit is not None:
         unlimited = EnsembleSelection(**options).fit(library, labels)
         free_blend, free_rule = _blend_and_rule(unlimited.weights_, library, labels)
         scores["unlimited_ensemble_learned_rule"] = min(abs_sum(free_rule.decide(free_blend), labels),
@@ -72,7 +72,7 @@ def build_ensemble(members: Sequence[Member], labels: np.ndarray, *, size: int =
         trajectory=selector.trajectory_, kept_steps=None if fell_back else selector.kept_steps_,
         fell_back_to_best_single=bool(fell_back), library=[member.trial for member in members])
     if cost_by_index is not None:
-        summary.cost, summary.cost_limit = sum(member.cost for member in chosen), max_cost
+        summary.cost, summary.cost_limit = sum(member.cost for member in chosen), cost_limit
     return summary, blended
 
 

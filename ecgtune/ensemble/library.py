@@ -45,7 +45,7 @@ def _read_covering(folder: Path, n_rows: int) -> Checkpoint:
 def _best_scores(checkpoint: Checkpoint) -> tuple[float, float]:
     """The validation abs-sum and log-loss of the checkpoint's best epoch."""
     try:
-        return float(checkpoint.best_metrics["abs_sum"]), float(checkpoint.best_metrics["log_loss"])
+        return float(checkpoint.kept_metrics["abs_sum"]), float(checkpoint.kept_metrics["log_loss"])
     except (KeyError, TypeError, ValueError):
         raise EcgtuneError(f"{checkpoint.folder}: unreadable checkpoint (no validation abs-sum and log-loss)") from None
 

@@ -14,7 +14,7 @@ Optional bagging repeats the selection on random subsets of the members and aver
 
 The cost of predicting can be bounded: at most `max_members` distinct members, and distinct members
 whose costs (given by a function, asked only for the members the selection would add) sum to at most
-`max_cost`. A member that does not fit is passed over for the next best; when no member fits on its
+`cost_limit`. A member that does not fit is passed over for the next best; when no member fits on its
 own, the ensemble is the cheapest member alone. With bagging, the rounds re-weight the members that a
 plain selection kept within these limits.
 """
@@ -44,18 +44,18 @@ class EnsembleSelection:
     bootstrap_rounds: int = 1000
     bagging_rounds: int = 0         # >0: average the weights of this many selections on member subsets
     max_members: int | None = None  # at most this many distinct members
-    max_cost: float | None = None   # distinct members' costs sum to at most this (see `fit`)
+    cost_limit: float | None = None   # distinct members' costs sum to at most this (see `fit`)
     random_state: int = 0
 
     def fit(self, member_probs: np.ndarray, labels: np.ndarray,
             member_cost: Callable[[int], float] | None = None) -> EnsembleSelection:
         """member_probs: (members, rows, classes) validation probabilities; labels: (rows,);
-        member_cost: the cost of a member by its index (needed with `max_cost`)."""
+        member_cost: the cost of a member by its index (needed with `cost_limit`)."""
         member_probs = np.asarray(member_probs, dtype=np.float64)
         _check_members(member_probs, labels)
-        if self.max_cost is not None and member_cost is None:
-            raise ConfigError("max_cost needs the members' costs")
-        budget = _Budget(self.max_members, self.max_cost, member_cost)
+        if self.cost_limit is not None and member_cost is None:
+            raise ConfigError("cost_limit needs the members' costs")
+        budget = _Budget(self.max_members, self.cost_limit, member_cost)
         candidates = np.arange(member_probs.shape[0])
         self.start_ = int(self._first(member_probs, labels, candidates, budget))
         if self.bagging_rounds <= 0:
@@ -132,13 +132,13 @@ class _Budget:
     """Which members may join a selection: its distinct members stay within the member cap and the cost
     limit. Each member's cost is asked once, when first needed."""
 
-    def __init__(self, max_members: int | None, max_cost: float | None, member_cost):
-        self.max_members, self.max_cost, self.member_cost = max_members, max_cost, member_cost
+    def __init__(self, max_members: int | None, cost_limit: float | None, member_cost):
+        self.max_members, self.cost_limit, self.member_cost = max_members, cost_limit, member_cost
         self.costs: dict[int, float] = {}
 
     @property
     def limits(self) -> bool:
-        return self.max_members is not None or self.max_cost is not None
+        return self.max_members is not None or self.cost_limit is not None
 
     def cost(self, member: int) -> float:
         if member not in self.costs:
@@ -151,7 +151,7 @@ class _Budget:
             return True
         if self.max_members is not None and len(distinct) >= max(1, self.max_members):
             return False
-        return self.max_cost is None or sum(map(self.cost, distinct | {member})) <= self.max_cost
+        return self.cost_limit is None or sum(map(self.cost, distinct | {member})) <= self.cost_limit
 
 
 def _step(member, abs_sum: float, log_loss: float, kept: bool) -> dict:

@@ -32,7 +32,7 @@ from ecgtune.data import HeartbeatData
 from ecgtune.errors import ConfigError, Interrupted
 from ecgtune.storage import is_remote
 from ecgtune.search_spaces import (EpochBudget, default_point, define_search_space, family_points, portfolio_points,
-                                   search_space, within_budget)
+                                   search_space, training_configuration, within_budget)
 from ecgtune.raytune.tune_adapter import METRIC, MODE, run_trial
 from ecgtune.raytune.tune_layout import (RESULT_FILE, damaged_state_file, leaderboard_row, ray_state_files,
                                          trial_points)
@@ -126,17 +126,22 @@ def first_points(settings: SearchSettings) -> list[dict]:
     """The points the TPE searcher tries first, in order and each once: an earlier search's best
     (`--warm-start`); every family's compact starting point (so that even a short search tries every
     family) and the shipped portfolio, the portfolio first for long trials (`portfolio_first`); then
-    EXPLORED_PER_FAMILY variations of each family's start. Points in `ran_points` are left out."""
+    EXPLORED_PER_FAMILY variations of each family's start. A configuration comes once, at its first
+    place, whatever its epochs; points in `ran_points` are left out."""
     warm = [within_budget(point, settings.budget) for point in settings.warm_points]
     starts = [default_point(family, settings.budget) for family in settings.families]
     portfolio = portfolio_points(settings.families, settings.budget)
     first = portfolio + starts if settings.portfolio_first else starts + portfolio
-    points = []
+    points, configurations = [], []
     for point in warm + first + family_points(settings.families, EXPLORED_PER_FAMILY, settings.budget, settings.seed):
         ran = any(all(done[key] == value for key, value in point.items() if key in done)
                   for done in settings.ran_points)
-        if point not in points and not ran:
+        # once per configuration whatever its epochs: the portfolio's first is a family's start trained
+        # longer, and long trials give every point the same epochs (one of four was a repeat, BENCHMARKS 11g)
+        configuration = training_configuration(point)
+        if configuration not in configurations and not ran:
             points.append(point)
+            configurations.append(configuration)
     return points
 
 

@@ -100,6 +100,15 @@ def point_network(point: dict) -> tuple[str, dict]:
     return family, model_kwargs(own, dropout=point.get("model/dropout"))
 
 
+def training_configuration(point: dict) -> tuple:
+    """What a flat point trains, whatever its epochs: its family, the family's full config and the shared
+    settings. Points that differ only where the family's defaults fill in train the same network."""
+    family, kwargs = point_network(point)
+    shared = {key: value for key, value in point.items()
+              if not key.startswith(f"{family}/") and key not in ("train/epochs", "model/dropout")}
+    return family, get_family(family).config(**kwargs), shared
+
+
 def model_kwargs(family_params: dict, dropout: float | None = None) -> dict:
     """A family's sampled parameters (nested under its name) as `create_model` keyword arguments:
     `widths.0`, `widths.1` become `widths=(..., ...)`; `.len` entries only sized them."""
@@ -117,4 +126,4 @@ def model_kwargs(family_params: dict, dropout: float | None = None) -> dict:
 
 
 __all__ = ["EpochBudget", "SEARCH_SPACES", "default_point", "define_search_space", "family_points", "model_kwargs",
-           "point_network", "portfolio_points", "search_space", "within_budget"]
+           "point_network", "portfolio_points", "search_space", "training_configuration", "within_budget"]
