@@ -159,14 +159,14 @@ def _fit_to_pace(plan: experiment.Plan, settings, clock: Clock, data, training_r
         print(f"too few epochs to search: the budget buys about {seconds * slots / epoch_seconds:.0f} in all "
               f"({pace_words}); the searcher's first points train long instead. A longer --time-budget, or "
               "--min-epochs and --max-epochs, searches", file=sys.stderr)
-        return _long_trials(plan, settings, clock, data, training_rows, paces)
+        return _long_trials(plan, settings, clock, data, training_rows, paces, slots)
     budget = EpochBudget.fitting(seconds, epoch_seconds)
     print(f"epochs: {budget.min_epochs}-{budget.max_epochs} per trial ({pace_words})", file=sys.stderr)
     return budget
 
 
 def _long_trials(plan: experiment.Plan, settings, clock: Clock, data, training_rows: int,
-                 compact_paces: list[float]) -> experiment.Plan:
+                 compact_paces: list[float], slots: int) -> experiment.Plan:
     """The plan of long trials: the searcher's first points (the portfolio first), one per parallel
     slot, each for as many epochs as the search's time pays for at the pace measured for those very
     networks. Where two rounds still give each network LONG_TRIAL_EPOCHS, twice as many train, two
@@ -175,7 +175,6 @@ def _long_trials(plan: experiment.Plan, settings, clock: Clock, data, training_r
     from ecgtune.raytune import tune_search
     from ecgtune.search_spaces import point_network
 
-    slots = tune_search.trial_slots(settings)
     # the family starts that follow the portfolio, fastest first: a second round fits more often
     fastest_first = [family for _, family in sorted(zip(compact_paces, settings.families))]
     plan = replace(plan, families=fastest_first)
@@ -184,9 +183,9 @@ def _long_trials(plan: experiment.Plan, settings, clock: Clock, data, training_r
     paces = tune_search.measure_pace(settings, data.signal_length, data.n_classes,
                                      [point_network(point) for point in points]) or compact_paces
     seconds = search_time(clock)  # after this timing too
+    round_paces = [paces[start:start + slots] for start in range(0, len(paces), slots)]
     for rounds in range(LONG_TRIAL_ROUNDS, 0, -1):  # a slot may train each round's slowest network
-        seconds_per_row = sum(max(paces[start:start + slots]) for start in range(0, rounds * slots, slots)
-                              if paces[start:start + slots])
+        seconds_per_row = sum(max(paces_of_round) for paces_of_round in round_paces[:rounds])
         epochs = max(1, int(LONG_TRIAL_SHARE * seconds / (seconds_per_row * training_rows)))
         if epochs >= LONG_TRIAL_EPOCHS or rounds == 1:
             break
