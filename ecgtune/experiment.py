@@ -12,7 +12,7 @@ import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 
 import numpy as np
@@ -57,9 +57,14 @@ class Plan:
     fold_epochs: int | None = None  # epochs of each retraining (default: the configuration's own)
     predict_budget: float | None = None  # the ensemble's networks: seconds per 10,000 beats (None: no limit)
     refit: bool = defaults.REFIT    # retrain the ensemble's networks on every labelled row before export
-    long_trials: bool = False       # the budget was too short to search: the portfolio trains long instead
+    long_trial_points: list[dict] = field(default_factory=list)  # the budget was too short to search: these
+                                    # first points train long instead, in this order (`pipeline._long_trials`)
     warm_start: str | None = None   # an earlier experiment's folder: its best configurations are tried first
     tracker: str | None = None      # "mlflow" or "wandb" (see `ecgtune.tracking`)
+
+    @property
+    def long_trials(self) -> bool:
+        return bool(self.long_trial_points)
 
 
 @dataclass(frozen=True)
@@ -98,7 +103,7 @@ def _read_plan_file(run_dir: Path) -> dict:
 def load_plan(run_dir: Path) -> Plan:
     """The plan of the experiment in `run_dir` (settings that an earlier version saved and this one no
     longer has are ignored; one it lacks takes its default)."""
-    known = {field.name for field in fields(Plan)}
+    known = {item.name for item in fields(Plan)}
     try:
         saved = _read_plan_file(run_dir)["plan"]
         return Plan(**{key: value for key, value in saved.items() if key in known})
@@ -320,20 +325,21 @@ def _refit(run_dir: Path, plan: Plan, summary: EnsembleSummary, members: list, s
     from ecgtune.ensemble.library import fold_trial_name
     from ecgtune.raytune.tune_folds import retrain
     from ecgtune.raytune.tune_layout import latest_checkpoints
-    from ecgtune.raytune.tune_search import refit_margin, trial_slots
+    from ecgtune.raytune.tune_search import refit_estimate_s, refit_margin, trial_slots
 
     data = load_data(plan)
     check_unchanged(run_dir, plan, data)
     described = {member.trial: member.description for member in members}
+    row_ratio = len(data) / len(split(plan, data)[0])  # every row, over the rows the search trained on
     configs, slots = {}, [0.0] * trial_slots(settings)  # when each parallel slot is free, as planned
     for member in summary.members:
         description = described[member.trial]
         epochs = max(1, int(description["kept_epoch"]))
-        pace = description["seconds"] / max(1, description["epochs_trained"] * description["training_rows"])
+        estimate = refit_estimate_s(description["seconds"], description["epochs_trained"], epochs, row_ratio)
         free = slots.index(min(slots))
-        if seconds is not None and refit_margin(slots[free] + pace * len(data) * epochs) > seconds:
+        if seconds is not None and refit_margin(slots[free] + estimate) > seconds:
             continue
-        slots[free] += pace * len(data) * epochs
+        slots[free] += estimate
         sampled = description["sampled"]
         train = {**sampled["train"], "epochs": epochs, "keep": "last", "ema_horizon": REFIT_EMA_HORIZON}
         configs[member.trial] = {**sampled, "train": train}

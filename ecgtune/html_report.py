@@ -113,8 +113,9 @@ def _flags(plan: Plan, histories: dict, summary: EnsembleSummary | None, importa
         flags.append(f"Parameter importances of {', '.join(few)} come from fewer than {FEW_TRIALS_FOR_IMPORTANCE} "
                      "trials: a hint, not a finding.")
     if plan.long_trials:
-        flags.append(f"The budget was too short to search: the searcher's first {plan.num_samples} configurations "
-                     f"(the portfolio's first) were trained for {plan.max_epochs} epochs each instead.")
+        epochs = ", ".join(str(point["train/epochs"]) for point in plan.long_trial_points)
+        flags.append(f"The budget was too short to search: {plan.num_samples} of the searcher's first configurations "
+                     f"(the portfolio's first) were trained long instead, for {epochs} epochs.")
     if not flags:
         return ""
     return "<ul class='flags'>" + "".join(f"<li>{html.escape(flag)}</li>" for flag in flags) + "</ul>"
@@ -294,12 +295,15 @@ def _decisions(run_dir: Path, summary: EnsembleSummary) -> str:
     thresholds = "".join(f"<tr><th>class {k}</th><td class='num'>{t:.2f}</td></tr>"
                          for k, t in enumerate(rule.thresholds))
     scores = summary.scores
+    shipped = ("<b>the argmax</b>: the learned thresholds scored worse than it cross-fitted, so they ship no thresholds"
+               if rule.is_argmax else f"the learned thresholds; rows where no class clears its threshold get "
+               f"<b>{html.escape(rule.fallback)}</b>")
     text = ("<h2>Decision rule</h2><p>Per class the L1-optimal output is 1 where the probability clears the class's "
-            f"threshold; rows where no class clears it get <b>{html.escape(rule.fallback)}</b>. Ensemble "
+            f"threshold. Shipped: {shipped}. Ensemble "
             f"abs-sum: argmax {scores['ensemble_argmax']:.1f}, 0.5 rule {scores['ensemble_median_rule']:.1f}, "
-            f"learned rule {scores['ensemble_learned_rule']:.1f} "
-            f"(cross-fitted {scores['ensemble_learned_rule_cross_fitted']:.1f}).</p>"
-            f"<table class='facts'>{thresholds}</table>")
+            f"its rule {scores['ensemble_learned_rule']:.1f} "
+            f"(the learned thresholds cross-fitted {scores['ensemble_learned_rule_cross_fitted']:.1f}).</p>"
+            + ("" if rule.is_argmax else f"<table class='facts'>{thresholds}</table>"))
     path = run_dir / ENSEMBLE_PROBS_FILE
     if not path.exists():
         return text

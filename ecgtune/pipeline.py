@@ -31,13 +31,13 @@ REFIT_MAX_SHARE = 0.3                 # of the budget, at most, for retraining t
 FINISH_SHARE, FINISH_MIN_S = 0.05, 20.0  # of the budget (at least 20 s): ensemble, export and report
 MIN_FREE_BYTES = 256 * 2**20  # a smoke search filled a 50 MB disk; checkpoints and Ray's state need room
 MIN_VALIDATION_ROWS_PER_CLASS = 30  # below this a class's threshold moves with a row or two
-SEARCH_MIN_EPOCHS = 120  # epochs in all, over every trial: about 40 trials as ASHA cuts them (the laptop main job
-                         # buys 150-190 and ranks 41-53 trials, BENCHMARKS 11a; 30 CPU minutes on real ECG buy ~100)
+SEARCH_MIN_EPOCHS = 140  # epochs in all, over every trial: about 40 trials as ASHA cuts them. The laptop main job
+                         # buys 150-195 and ranks 25-53 trials (BENCHMARKS 11a); 30 CPU minutes on real ECG buy
+                         # 100-124 by the timing's noise, and searching those scored worse than long trials (11g)
 WARM_START_POINTS = 8  # an earlier search's best configurations retrained first (`--warm-start`)
 LONG_TRIAL_SHARE = 0.85  # of the search's time for a long trial's training: its validation passes need the rest
 LONG_TRIAL_EPOCHS = 30  # compact networks on real ECG peaked at epochs 35 and 44 of 66 (BENCHMARKS 11g): a shorter
                         # one-cycle schedule anneals by then, and the time left trains more networks
-LONG_TRIAL_ROUNDS = 2   # at most: under SEARCH_MIN_EPOCHS over the slots, a third round of 30 hardly ever fits
 
 
 @dataclass
@@ -96,7 +96,8 @@ def search_settings(plan: experiment.Plan, resources: Resources, run_dir: Path, 
         budget=EpochBudget(plan.min_epochs, plan.max_epochs) if plan.min_epochs and plan.max_epochs else EpochBudget(),
         cpus_per_trial=resources.cpus_per_trial,
         gpus_per_trial=gpus, max_concurrent=resources.max_concurrent, max_failures=resources.max_failures,
-        seed=plan.seed, journal=str(run_dir.resolve() / experiment.OPTUNA_JOURNAL), portfolio_first=plan.long_trials,
+        seed=plan.seed, journal=str(run_dir.resolve() / experiment.OPTUNA_JOURNAL),
+        long_trial_points=plan.long_trial_points,
         tracker=plan.tracker, tracking_uri=tracking.mlflow_uri(run_dir.parent) if plan.tracker == "mlflow" else None,
     )
 
@@ -141,11 +142,10 @@ def _fit_to_pace(plan: experiment.Plan, settings, clock: Clock, data, training_r
     """Times the networks on the cluster; returns the epoch range that the search's time pays for, or
     the plan of long trials when it pays for too few epochs to search, or None when unmeasured."""
     from ecgtune.raytune import tune_search
-    from ecgtune.search_spaces import EpochBudget
-    from ecgtune.search_spaces.families import COMPACT
+    from ecgtune.search_spaces import EpochBudget, default_point, point_workload
 
     slots = tune_search.trial_slots(settings)
-    compact = [(family, COMPACT[family]) for family in settings.families]
+    compact = [point_workload(default_point(family)) for family in settings.families]
     paces = tune_search.measure_pace(settings, data.signal_length, data.n_classes, compact)
     if paces is None:
         print(f"warning: the cluster did not time the networks within {tune_search.PACE_TIMEOUT_S:.0f} s; "
@@ -168,30 +168,67 @@ def _fit_to_pace(plan: experiment.Plan, settings, clock: Clock, data, training_r
 def _long_trials(plan: experiment.Plan, settings, clock: Clock, data, training_rows: int,
                  compact_paces: list[float], slots: int) -> experiment.Plan:
     """The plan of long trials: the searcher's first points (the portfolio first), one per parallel
-    slot, each for as many epochs as the search's time pays for at the pace measured for those very
-    networks. Where two rounds still give each network LONG_TRIAL_EPOCHS, twice as many train, two
-    rounds of one per slot (the second the fastest families' starting points): schedules of that
-    length already anneal, and more networks make a better ensemble."""
+    slot, each for as many epochs as the search's time pays for at its own pace. Where a slot's time
+    still gives two networks LONG_TRIAL_EPOCHS each, its network shares the slot with a partner that
+    trains after it, for as many epochs: the next of the first points that fits (the portfolio, then
+    the families' starts, fastest first). Schedules of that length already anneal, and more networks, of
+    more families, make a better ensemble (BENCHMARKS 11g). Each point is timed with its own network,
+    batch size and rows per epoch (SMOTE's are several times the rows on real ECG)."""
+    from ecgtune.data import rows_per_epoch
     from ecgtune.raytune import tune_search
-    from ecgtune.search_spaces import point_network
+    from ecgtune.search_spaces import point_workload
 
-    # the family starts that follow the portfolio, fastest first: a second round fits more often
+    # the family starts that follow the portfolio, fastest first: partners fit more often
     fastest_first = [family for _, family in sorted(zip(compact_paces, settings.families))]
     plan = replace(plan, families=fastest_first)
-    settings = replace(settings, families=fastest_first, portfolio_first=True)
-    points = tune_search.first_points(settings)[:LONG_TRIAL_ROUNDS * slots]
-    paces = tune_search.measure_pace(settings, data.signal_length, data.n_classes,
-                                     [point_network(point) for point in points]) or compact_paces
-    seconds = search_time(clock)  # after this timing too
-    round_paces = [paces[start:start + slots] for start in range(0, len(paces), slots)]
-    for rounds in range(LONG_TRIAL_ROUNDS, 0, -1):  # a slot may train each round's slowest network
-        seconds_per_row = sum(max(paces_of_round) for paces_of_round in round_paces[:rounds])
-        epochs = max(1, int(LONG_TRIAL_SHARE * seconds / (seconds_per_row * training_rows)))
-        if epochs >= LONG_TRIAL_EPOCHS or rounds == 1:
-            break
-    trials = min(len(points), rounds * slots)
-    print(f"epochs: {epochs} for each of {trials} trial(s), {slots} at a time", file=sys.stderr)
-    return replace(plan, min_epochs=epochs, max_epochs=epochs, num_samples=trials, scheduler="fifo", long_trials=True)
+    # the starts' random variations only to fill the slots: one with the L1 loss trained to 1590 where the
+    # portfolio and the starts reached 230-292
+    long_settings = replace(settings, families=fastest_first, portfolio_first=True)
+    candidates = tune_search.first_points(long_settings, variations=False)
+    if len(candidates) < slots:
+        candidates = tune_search.first_points(long_settings)[:slots]
+
+    def seconds_per_epoch(points: list[dict]) -> list[float]:
+        """Timed with each point's network and batch size; the split is stratified, so its training
+        rows resample as all the rows do."""
+        paces = tune_search.measure_pace(settings, data.signal_length, data.n_classes,
+                                         [point_workload(point) for point in points])
+        return [pace * training_rows * rows_per_epoch(data.labels, point["data/imbalance"]) / len(data.labels)
+                for pace, point in zip(paces or [max(compact_paces)] * len(points), points)]
+
+    cost = seconds_per_epoch(candidates[:slots])
+    quickest_partner_s = min(compact_paces) * training_rows
+    partners_could_fit = LONG_TRIAL_SHARE * search_time(clock) / (min(cost) + quickest_partner_s) >= LONG_TRIAL_EPOCHS
+    if partners_could_fit and len(candidates) > slots:  # else the partners' timing would be time lost
+        cost += seconds_per_epoch(candidates[slots:])
+    candidates = candidates[:len(cost)]
+    slot_seconds = LONG_TRIAL_SHARE * search_time(clock)  # after the timing
+    order, epochs = _share_slots(cost, slots, slot_seconds)
+    points = [{**candidates[index], "train/epochs": max(1, epochs[index])} for index in order]
+    counts = [point["train/epochs"] for point in points]
+    print(f"epochs: {', '.join(map(str, counts))} for {len(points)} trial(s), {slots} at a time", file=sys.stderr)
+    return replace(plan, min_epochs=min(counts), max_epochs=max(counts), num_samples=len(points), scheduler="fifo",
+                   long_trial_points=points)
+
+
+def _share_slots(cost: list[float], slots: int, slot_seconds: float) -> tuple[list[int], dict[int, int]]:
+    """Which long trials train, in which order, and their epochs, from the candidates' seconds per
+    epoch: the first `slots` train first, each alone for `slot_seconds` unless a later candidate fits
+    beside it, both getting LONG_TRIAL_EPOCHS or more, in which case they share the slot equally in
+    epochs. The quickest choose their partners first; a partner starts when a slot frees, so the
+    partners come in the order their first networks end."""
+    first_round = list(range(min(slots, len(cost))))
+    epochs = {index: int(slot_seconds / cost[index]) for index in first_round}
+    free, pairs = list(range(len(first_round), len(cost))), []
+    for first in sorted(first_round, key=lambda index: cost[index]):
+        partner = next((index for index in free if slot_seconds / (cost[first] + cost[index]) >= LONG_TRIAL_EPOCHS),
+                       None)
+        if partner is not None:
+            free.remove(partner)
+            pairs.append((first, partner))
+            epochs[first] = epochs[partner] = int(slot_seconds / (cost[first] + cost[partner]))
+    second_round = [partner for first, partner in sorted(pairs, key=lambda pair: epochs[pair[0]] * cost[pair[0]])]
+    return first_round + second_round, epochs
 
 
 def too_short_to_search(search_seconds: float, epoch_seconds: float, slots: int) -> bool:

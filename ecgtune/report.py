@@ -93,8 +93,12 @@ def format_ensemble(summary: EnsembleSummary) -> str:
     else:
         title = f"Ensemble of {len(summary.members)} members (from a library of {len(summary.library)})"
         caveat = "(The ensemble was selected on these rows, so its figures are optimistic.)"
-    return (f"{title}\n{members}\n{format_prediction_cost(summary)}\n\nDecision rule: thresholds {thresholds}; "
-            f"rows below every threshold: {rule.fallback}\n\n{scores}\n{caveat}")
+    if rule.is_argmax:
+        decision = (f"argmax (learned thresholds scored "
+                    f"{summary.scores['ensemble_learned_rule_cross_fitted']:.1f} cross-fitted, worse than the argmax)")
+    else:
+        decision = f"thresholds {thresholds}; rows below every threshold: {rule.fallback}"
+    return f"{title}\n{members}\n{format_prediction_cost(summary)}\n\nDecision rule: {decision}\n\n{scores}\n{caveat}"
 
 
 def member_columns(summary: EnsembleSummary) -> tuple:

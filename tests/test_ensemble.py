@@ -1,7 +1,14 @@
 import numpy as np
 import pytest
 
-from ecgtune.ensemble import DecisionRule, EnsembleSelection, cross_fitted_abs_sum, fit_decision_rule
+from ecgtune.ensemble import (
+    DecisionRule,
+    EnsembleSelection,
+    argmax_rule,
+    cross_fitted_abs_sum,
+    fit_decision_rule,
+    honest_decision_rule,
+)
 from ecgtune.errors import ConfigError, EcgtuneError
 from ecgtune.metrics import abs_sum, argmax_decisions, threshold_decisions
 
@@ -159,6 +166,26 @@ def test_cross_fitted_estimate_is_no_better_than_in_sample():
     in_sample = abs_sum(fit_decision_rule(probs, labels).decide(probs), labels)
     honest = cross_fitted_abs_sum(probs, labels, n_folds=4)
     assert honest >= in_sample
+
+
+def test_learned_thresholds_ship_only_where_they_beat_the_argmax_cross_fitted():
+    rng = np.random.default_rng(10)
+    labels = rng.integers(0, 2, size=2000)
+    # calibrated and confident: any threshold off 0.5 only fits these rows' noise
+    p1 = np.clip(np.where(labels == 1, rng.normal(0.8, 0.2, 2000), rng.normal(0.2, 0.2, 2000)), 0.0, 1.0)
+    calibrated = np.stack([1 - p1, p1], axis=1)
+    rule, cross_fitted = honest_decision_rule(calibrated, labels)
+    in_sample = abs_sum(fit_decision_rule(calibrated, labels).decide(calibrated), labels)
+    argmax = abs_sum(argmax_decisions(calibrated), labels)
+    assert in_sample < argmax < cross_fitted, "fitted on its own rows the learned rule looks better than it is"
+    assert rule.is_argmax
+    np.testing.assert_array_equal(rule.decide(calibrated), argmax_decisions(calibrated))
+    # under-confident class 1: thresholds learned on other rows still win, so they ship
+    p1 = np.where(labels == 1, rng.uniform(0.3, 0.5, 2000), rng.uniform(0.0, 0.25, 2000))
+    miscalibrated = np.stack([1 - p1, p1], axis=1)
+    rule, cross_fitted = honest_decision_rule(miscalibrated, labels)
+    assert not rule.is_argmax and cross_fitted < abs_sum(argmax_decisions(miscalibrated), labels)
+    assert argmax_rule(4).to_dict() == {"thresholds": [1.0] * 4, "fallback": "argmax"}
 
 
 def test_fallbacks():

@@ -38,21 +38,34 @@ def test_the_search_gets_what_the_finishing_stages_leave(fake_time):
 
 
 def test_the_search_ends_early_enough_to_refit_its_best_trial(fake_time):
-    from ecgtune.raytune.tune_search import FIRST_EPOCH_FRACTION, METRIC, RefitReserve
+    from ecgtune.raytune.tune_search import (
+        EXPERIMENT_END_S,
+        FIRST_EPOCH_FRACTION,
+        METRIC,
+        RefitReserve,
+        refit_margin,
+    )
 
     stopper = RefitReserve(time_budget_s=300.0, training_rows=8000, refit_rows=10000, max_seconds=150.0)
     assert not stopper.stop_all()
-    # 4 epochs (the first a quarter) of 8,000 rows in 65 s: 10,000 rows x 4 epochs take 100 s
+    # 4 epochs (the first a quarter) of 8,000 rows trained in 65 s: 10,000 rows x 4 epochs take 100 s;
+    # Ray's time_total_s, which counts the trial's start too, is not the pace
     rows_seen = (3 + FIRST_EPOCH_FRACTION) * 8000
-    stopper("a", {METRIC: 50.0, "epoch": 4, "time_total_s": 100.0 * rows_seen / 40_000, "time_this_iter_s": 6.0})
-    stopper("b", {METRIC: 80.0, "epoch": 1, "time_total_s": 1.0, "time_this_iter_s": 1.0})  # worse: not reserved
-    # a running trial stops at its next report, so the search stops one report interval (6 s) earlier
-    assert stopper.reserve() == pytest.approx(1.25 * 100.0 + 10.0 + 6.0), "the estimate with its margins"
-    fake_time.now += 158.0
+    stopper("a", {METRIC: 50.0, "epoch": 4, "seconds": 100.0 * rows_seen / 40_000, "time_total_s": 90.0,
+                  "time_this_iter_s": 6.0})
+    stopper("b", {METRIC: 80.0, "epoch": 1, "seconds": 1.0, "time_this_iter_s": 1.0})  # worse: not reserved
+    # "a" is expected to report again in 6 s: the search stops that much earlier, as running trials stop at a report
+    kept = refit_margin(100.0) + EXPERIMENT_END_S
+    assert stopper.reserve() == pytest.approx(kept + 6.0), "the estimate with its margins"
+    fake_time.now += 5.0
+    assert stopper.reserve() == pytest.approx(kept + 1.0), "the wait shrinks as the report nears"
+    fake_time.now += 20.0
+    assert stopper.reserve() == pytest.approx(kept), "no report due: no wait"
+    fake_time.now += 300.0 - 25.0 - kept - 1.0
     assert not stopper.stop_all()
     fake_time.now += 2.0
     assert stopper.stop_all()
-    stopper("c", {METRIC: 10.0, "epoch": 12, "time_total_s": 400.0})  # the new best needs more than 150 s
+    stopper("c", {METRIC: 10.0, "epoch": 12, "seconds": 400.0})  # the new best needs more than 150 s
     assert stopper.reserve() == 0.0 and not stopper.stop_all()
 
 

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from ecgtune.data import HeartbeatData, holdout_split, kfold_splits, make_synthetic, prepare_fold
+from ecgtune.data import HeartbeatData, holdout_split, kfold_splits, make_synthetic, prepare_fold, rows_per_epoch
 from ecgtune.errors import DataError
 
 
@@ -51,6 +51,13 @@ def test_smote_never_sees_validation_rows(beats):
     # A synthetic row interpolated from (or towards) a validation row would carry part of its tag.
     assert (fold.train_signals[:, -1] == 0.0).all()
     np.testing.assert_array_equal(fold.val_signals, tagged.signals[val_rows])
+
+
+@pytest.mark.parametrize("imbalance", ["none", "smote", "class_weights"])
+def test_the_rows_an_epoch_trains_on_are_known_before_resampling(beats, imbalance):
+    train_rows, val_rows = holdout_split(beats.labels, 0.25, seed=1)
+    fold = prepare_fold(beats, train_rows, val_rows, imbalance=imbalance, seed=0)
+    assert rows_per_epoch(beats.labels[train_rows], imbalance) == len(fold.train_labels)
 
 
 def test_the_write_ups_order_would_fail_the_leak_check(beats):

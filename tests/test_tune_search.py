@@ -326,7 +326,7 @@ def test_the_pace_is_measured_as_the_trials_would_train(tmp_path):
 
     settings = _settings(tmp_path, families=["plain_cnn", "dilated_cnn"])
     assert trial_slots(settings) == 2, "the module's Ray has 2 CPUs, one per trial"
-    small, large = [("plain_cnn", {"widths": widths, "kernel_sizes": (5, 5)}) for widths in ((8, 8), (64, 128))]
+    small, large = [("plain_cnn", {"widths": widths, "kernel_sizes": (5, 5)}, 256) for widths in ((8, 8), (64, 128))]
     paces = measure_pace(settings, signal_length=205, n_classes=4, networks=[small, large])
     assert paces is not None and all(1e-6 < pace < 1.0 for pace in paces), "seconds per training row of one trial"
     assert paces[0] < paces[1], "the wider network trains slower"
@@ -356,26 +356,71 @@ def test_a_budget_too_short_to_search_trains_one_long_trial_per_slot(tmp_path, b
     # as if every epoch were of 3 million rows: 100 s of search buy a few epochs over the two slots
     settled = pipeline.settle_epochs(plan, settings, pipeline.Clock(120.0), data, 3_000_000)
     assert settled.num_samples == trial_slots(settings) == 2 and settled.scheduler == "fifo" and settled.long_trials
-    assert settled.min_epochs == settled.max_epochs >= 1, "each trial trains for the whole search"
+    assert len(settled.long_trial_points) == 2 and settled.min_epochs >= 1, "each trial trains for the whole search"
     assert "too few epochs to search" in capsys.readouterr().err
+    long_settings = pipeline.search_settings(settled, pipeline.Resources(), tmp_path / "exp")
+    assert tune_search.first_points(long_settings) == settled.long_trial_points, "the searcher tries exactly these"
 
 
 @pytest.mark.parametrize("long_pace, trials, epochs", [(1e-3, 2, 40), (2.5e-4, 4, 80)])
 def test_long_trials_past_their_useful_epochs_train_twice_as_many_networks(tmp_path, beats, monkeypatch,
                                                                            long_pace, trials, epochs):
     """With the timer faked: 950 s of search at 20 s an epoch buy 95 epochs over two slots, too few to
-    search. Networks timed at 20 s an epoch then get 40 epochs each, one round (two would give 20, under
-    LONG_TRIAL_EPOCHS); at 5 s, two rounds of 80 epochs train four networks instead of two of 161."""
+    search. Networks timed at 20 s an epoch then get 40 epochs each, alone on their slot (two would get
+    20, under LONG_TRIAL_EPOCHS); at 5 s, two networks share each slot at 80 epochs each: four networks
+    instead of two of 161."""
     from ecgtune import experiment, pipeline
-    from ecgtune.raytune import tune_search
 
     data, _, _ = beats
-    plan = experiment.Plan(families=["plain_cnn", "dilated_cnn"], storage=str(tmp_path), rows=900,
+    plan = experiment.Plan(families=["plain_cnn", "dilated_cnn", "resnet1d"], storage=str(tmp_path), rows=900,
                            val_fraction=0.25, num_samples=100, time_budget_s=1000.0)
     settings = pipeline.search_settings(plan, pipeline.Resources(), tmp_path / "exp")
-    compact = len(settings.families)
-    monkeypatch.setattr(tune_search, "measure_pace", lambda settings, length, classes, networks:
-                        [1e-3] * len(networks) if len(networks) == compact else [long_pace] * len(networks))
+    timings = []  # the first times the compact starts: too few epochs to search
+
+    def measure_pace(settings, length, classes, networks):
+        timings.append(networks)
+        return [1e-3 if len(timings) == 1 else long_pace] * len(networks)
+
+    monkeypatch.setattr(tune_search, "measure_pace", measure_pace)
     settled = pipeline.settle_epochs(plan, settings, pipeline.Clock(1000.0), data, 20_000)
-    assert (settled.num_samples, settled.max_epochs) == (trials, pytest.approx(epochs, abs=1))
-    assert settled.long_trials and settled.min_epochs == settled.max_epochs and settled.scheduler == "fifo"
+    assert settled.num_samples == trials and settled.long_trials and settled.scheduler == "fifo"
+    assert settled.long_trial_points[0]["train/epochs"] == epochs, "the portfolio's first, on the rows as they are"
+    assert len(timings) == (3 if trials == 4 else 2), "partners are timed only where one could fit"
+
+
+def test_a_slot_shares_its_time_only_with_a_partner_that_fits(tmp_path, beats, monkeypatch):
+    """A first-round network takes as partner the next first point with which both still get
+    LONG_TRIAL_EPOCHS in the slot's time, timed with its own network and rows per epoch: plain_cnn (at
+    eight times the others' pace) fits with none, and an earlier search's point that oversamples with
+    SMOTE trains on more rows an epoch, so it and its partner get fewer epochs."""
+    from dataclasses import replace
+
+    from ecgtune import experiment, pipeline
+    from ecgtune.data import rows_per_epoch
+
+    data, _, _ = beats
+    plan = experiment.Plan(families=["plain_cnn", "dilated_cnn", "resnet1d"], storage=str(tmp_path), rows=900,
+                           val_fraction=0.25, num_samples=100, time_budget_s=1000.0)
+    oversampling = {**default_point("dilated_cnn"), "data/imbalance": "smote", "train/lr": 1e-3}
+    settings = replace(pipeline.search_settings(plan, pipeline.Resources(), tmp_path / "exp"),
+                       warm_points=[oversampling])
+    timings = []
+
+    def measure_pace(settings, length, classes, networks):
+        timings.append(networks)
+        if len(timings) == 1:  # the compact starts: too few epochs to search
+            return [1e-3] * len(networks)
+        return [2e-3 if family == "plain_cnn" else 2.5e-4 for family, _, _ in networks]
+
+    monkeypatch.setattr(tune_search, "measure_pace", measure_pace)
+    settled = pipeline.settle_epochs(plan, settings, pipeline.Clock(1000.0), data, 20_000)
+    points = settled.long_trial_points
+    # 807.5 s a slot; 5 s an epoch of 20,000 rows, more with SMOTE: the warm point and the portfolio's
+    # first train first; the portfolio's second shares the quicker one's slot, resnet1d's start the other
+    smote_epoch_s = 5.0 * rows_per_epoch(data.labels, "smote") / len(data.labels)
+    assert smote_epoch_s > 7.5, "the synthetic beats are imbalanced"
+    assert [point["family"] for point in points] == ["dilated_cnn", "dilated_cnn", "dilated_cnn", "resnet1d"]
+    assert points[0]["data/imbalance"] == "smote"
+    shared = int(807.5 / (smote_epoch_s + 5.0))
+    assert [point["train/epochs"] for point in points] == [shared, 80, 80, shared]
+    assert shared >= pipeline.LONG_TRIAL_EPOCHS

@@ -7,6 +7,7 @@ from ecgtune.data.splits import (
     holdout_split,
     kfold_splits,
     prepare_fold,
+    rows_per_epoch,
 )
 from ecgtune.data.synthetic import CLASS_PRIOR, make_synthetic
 
@@ -20,5 +21,6 @@ __all__ = [
     "load_dataset",
     "make_synthetic",
     "prepare_fold",
+    "rows_per_epoch",
     "write_dataset",
 ]

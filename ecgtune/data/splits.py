@@ -114,13 +114,28 @@ def prepare_fold(
     )
 
 
+def rows_per_epoch(labels: np.ndarray, imbalance: str) -> int:
+    """How many rows an epoch trains on after `prepare_fold`'s imbalance handling of these training
+    labels: SMOTE grows every class present to the largest one (a multiple on real ECG)."""
+    if imbalance == "smote" and _smote_applies(labels):
+        counts = np.bincount(labels)
+        return int(np.count_nonzero(counts) * counts.max())
+    return len(labels)
+
+
+def _smote_applies(labels: np.ndarray) -> bool:
+    """SMOTE interpolates between a row and a neighbour of its class: every class needs two rows."""
+    counts = np.bincount(labels)
+    return counts[counts > 0].min() >= 2
+
+
 def _smote(signals: np.ndarray, labels: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray]:
     from imblearn.over_sampling import SMOTE
 
+    if not _smote_applies(labels):
+        return signals, labels
     counts = np.bincount(labels)
     smallest = counts[counts > 0].min()
-    if smallest < 2:
-        return signals, labels
     sampler = SMOTE(random_state=seed, k_neighbors=min(5, smallest - 1))
     resampled_signals, resampled_labels = sampler.fit_resample(signals, labels)
     return resampled_signals.astype(np.float32), resampled_labels.astype(np.int64)

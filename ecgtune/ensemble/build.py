@@ -7,11 +7,12 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from ecgtune.ensemble.decision import cross_fitted_abs_sum, fit_decision_rule
+from ecgtune.ensemble.decision import honest_decision_rule
 from ecgtune.ensemble.library import Member
 from ecgtune.ensemble.selection import EnsembleSelection
 from ecgtune.ensemble.summary import ChosenMember, EnsembleSummary
 from ecgtune.metrics import abs_sum, argmax_decisions, log_loss, threshold_decisions
+
 
 def build_ensemble(members: Sequence[Member], labels: np.ndarray, *, size: int = 25, bagging_rounds: int = 0,
                    decision_folds: int = 5, seed: int = 0, max_members: int | None = None,
@@ -21,12 +22,13 @@ def build_ensemble(members: Sequence[Member], labels: np.ndarray, *, size: int =
     returns its summary and the ensemble's validation probabilities.
 
     All scores are validation abs-sums. What ships is never worse on these rows than the best single
-    member with its own learned rule: if the ensemble is, that member alone is the ensemble. Member
+    member with its own decision rule: if the ensemble is, that member alone is the ensemble. Member
     selection used these same rows, so every ensemble figure is optimistic; the cross-fitted one
-    removes the optimism of the thresholds (fitted on K-1 folds, scored on the held-out fold). With `member_cost` (a deterministic cost per
-    member, such as its multiply-accumulates), the chosen members' costs and their sum are in the
-    summary, and `cost_limit` bounds that sum; with a limit, the summary also says what the ensemble
-    would have scored without it.
+    removes the optimism of the thresholds (fitted on K-1 folds, scored on the held-out fold), and
+    decides whether learned thresholds ship at all (`honest_decision_rule`). With `member_cost` (a
+    deterministic cost per member, such as its multiply-accumulates), the chosen members' costs and
+    their sum are in the summary, and `cost_limit` bounds that sum; with a limit, the summary also says
+    what the ensemble would have scored without it.
     """
     library = np.stack([member.val_probs for member in members])
     cost_by_index = None if member_cost is None else lambda index: member_cost(members[index])
@@ -34,16 +36,22 @@ def build_ensemble(members: Sequence[Member], labels: np.ndarray, *, size: int =
     selector = EnsembleSelection(**options, max_members=max_members, cost_limit=cost_limit).fit(
         library, labels, cost_by_index)
     weights = selector.weights_
-    blended, rule = _blend_and_rule(weights, library, labels)
+
+    def rule_for(probs: np.ndarray) -> tuple:
+        return honest_decision_rule(probs, labels, decision_folds, seed)
+
+    blended = np.tensordot(weights, library, axes=1)
+    rule, cross_fitted = rule_for(blended)
     start = selector.start_
-    single_rule = fit_decision_rule(library[start], labels)
+    single_rule, single_cross_fitted = rule_for(library[start])
     single_score = abs_sum(single_rule.decide(library[start]), labels)
     fell_back = abs_sum(rule.decide(blended), labels) > single_score
     if fell_back:
         weights, blended, rule = np.eye(len(members))[start], library[start], single_rule
+        cross_fitted = single_cross_fitted
     best_index = int(np.argmin([member.val_abs_sum for member in members]))  # the first of equals
     best = library[best_index]
-    best_rule = single_rule if start == best_index else fit_decision_rule(best, labels)
+    best_rule = single_rule if start == best_index else rule_for(best)[0]
     scores = {
         "best_single_argmax": abs_sum(argmax_decisions(best), labels),
         "best_single_median_rule": abs_sum(threshold_decisions(best), labels),
@@ -51,11 +59,11 @@ def build_ensemble(members: Sequence[Member], labels: np.ndarray, *, size: int =
         "ensemble_argmax": abs_sum(argmax_decisions(blended), labels),
         "ensemble_median_rule": abs_sum(threshold_decisions(blended), labels),
         "ensemble_learned_rule": abs_sum(rule.decide(blended), labels),
-        "ensemble_learned_rule_cross_fitted": cross_fitted_abs_sum(blended, labels, decision_folds, seed),
+        "ensemble_learned_rule_cross_fitted": cross_fitted,
     }
     if max_members is not None or cost_limit is not None:
-        unlimited = EnsembleSelection(**options).fit(library, labels)
-        free_blend, free_rule = _blend_and_rule(unlimited.weights_, library, labels)
+        free_blend = np.tensordot(EnsembleSelection(**options).fit(library, labels).weights_, library, axes=1)
+        free_rule = rule_for(free_blend)[0]
         scores["unlimited_ensemble_learned_rule"] = min(abs_sum(free_rule.decide(free_blend), labels),
                                                         scores["best_single_learned_rule"])
     chosen = []
@@ -74,10 +82,3 @@ def build_ensemble(members: Sequence[Member], labels: np.ndarray, *, size: int =
     if cost_by_index is not None:
         summary.cost, summary.cost_limit = sum(member.cost for member in chosen), cost_limit
     return summary, blended
-
-
-def _blend_and_rule(weights: np.ndarray, library: np.ndarray, labels: np.ndarray):
-    """The weighted average of the members' probabilities and the decision rule learnt on it."""
-    blended = np.tensordot(weights, library, axes=1)
-    return blended, fit_decision_rule(blended, labels)
-

@@ -38,6 +38,11 @@ class DecisionRule:
             decided[undecided] = argmax_decisions(probs[undecided])
         return decided
 
+    @property
+    def is_argmax(self) -> bool:
+        """Whether every row takes its argmax (`argmax_rule`)."""
+        return self.fallback == "argmax" and bool((np.asarray(self.thresholds) >= 1.0).all())
+
     def to_dict(self) -> dict:
         return {"thresholds": [float(t) for t in self.thresholds], "fallback": self.fallback}
 
@@ -105,3 +110,20 @@ def cross_fitted_abs_sum(probs: np.ndarray, labels: np.ndarray, n_folds: int = 5
         rule = fit_decision_rule(probs[folds != fold], labels[folds != fold])
         total += abs_sum(rule.decide(probs[folds == fold]), labels[folds == fold])
     return total
+
+
+def argmax_rule(n_classes: int) -> DecisionRule:
+    """The argmax as a decision rule: no class clears a threshold of 1, so every row takes its argmax."""
+    return DecisionRule(np.ones(n_classes), "argmax")
+
+
+def honest_decision_rule(probs: np.ndarray, labels: np.ndarray, n_folds: int = 5,
+                         seed: int = 0) -> tuple[DecisionRule, float]:
+    """The learned rule where its cross-fitted abs-sum (`cross_fitted_abs_sum`) beats the argmax's,
+    else the argmax (`argmax_rule`), with that cross-fitted abs-sum. Fitted and scored on the same rows
+    the learned thresholds always look better; in five runs of five on real ECG they scored worse than
+    the argmax cross-fitted, and on held-out beats (BENCHMARKS 11g)."""
+    cross_fitted = cross_fitted_abs_sum(probs, labels, n_folds, seed)
+    if cross_fitted > abs_sum(argmax_decisions(probs), labels):
+        return argmax_rule(probs.shape[1]), cross_fitted
+    return fit_decision_rule(probs, labels), cross_fitted

@@ -29,7 +29,7 @@ SCORES = {
         "best single member, 0.5 rule", SELECTION, "the search ranked its trials on these rows",
         f"the best of the retrained configurations on these rows; {_OUT_OF_FOLD}"),
     "best_single_learned_rule": Score(
-        "best single member, learned rule (fitted on these rows)", SELECTION,
+        "best single member, its decision rule (fitted on these rows)", SELECTION,
         "the search ranked its trials on these rows; thresholds fitted on them",
         f"the best of the retrained configurations, thresholds fitted on these rows; {_OUT_OF_FOLD}"),
     "ensemble_argmax": Score(
@@ -39,7 +39,7 @@ SCORES = {
         "ensemble, 0.5 rule", SELECTION, "members and weights chosen on these rows",
         f"weights fitted on these rows; {_OUT_OF_FOLD}"),
     "ensemble_learned_rule": Score(
-        "ensemble, learned rule (fitted on these rows)", SELECTION,
+        "ensemble, its decision rule (fitted on these rows)", SELECTION,
         "members, weights and thresholds fitted on these rows",
         f"weights and thresholds fitted on these rows; {_OUT_OF_FOLD}"),
     "ensemble_learned_rule_cross_fitted": Score(
@@ -47,7 +47,7 @@ SCORES = {
         "thresholds scored on folds they were not fitted on; members still chosen on these rows",
         f"thresholds scored on folds they were not fitted on; weights fitted on these rows; {_OUT_OF_FOLD}"),
     "unlimited_ensemble_learned_rule": Score(
-        "without the prediction-cost limit: ensemble, learned rule", SELECTION,
+        "without the prediction-cost limit: ensemble, its decision rule", SELECTION,
         "what the ensemble would score without the prediction-cost limit; members, weights and thresholds "
         "fitted on these rows", f"without the prediction-cost limit; {_OUT_OF_FOLD}"),
 }

@@ -58,7 +58,8 @@ def run_trial(config: dict, data: HeartbeatData, train_rows: np.ndarray, val_row
         metrics = {f"val_{key}": epoch_report[key] for key in ("abs_sum", "abs_sum_proba", "log_loss", "accuracy")
                    if key in epoch_report}
         metrics.update(epoch=epoch_report["epoch"], train_loss=epoch_report["train_loss"],
-                       samples_per_s=epoch_report["samples_per_s"], family=family, node_id=node, diverged=False)
+                       samples_per_s=epoch_report["samples_per_s"], seconds=epoch_report["seconds"],
+                       family=family, node_id=node, diverged=False)
         with tempfile.TemporaryDirectory() as folder:
             write_checkpoint(Path(folder), trainer, family, model_config, imbalance, sampled=config)
             tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(folder))

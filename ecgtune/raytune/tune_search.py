@@ -39,6 +39,8 @@ from ecgtune.raytune.tune_layout import (RESULT_FILE, damaged_state_file, leader
 
 MIN_GRACE_S, MAX_GRACE_S, GRACE_SHARE = 3.0, 300.0, 1 / 80  # the first rung: this share of the search's time
 EXPLORED_PER_FAMILY = 2  # variations of each family's starting point tried before TPE takes over
+EXPERIMENT_END_S = 20.0  # from the search's stop to its end: the trials' last checkpoints and Ray's state (17 s on
+                         # a laptop, whose refit then found no room: BENCHMARKS 11a)
 FIRST_EPOCH_FRACTION = 0.25  # a search trial first reports after a quarter epoch: ASHA's cheap first rung
 PACE_TIMEOUT_S = 120.0  # to time the networks before the search; an autoscaling cluster may wait longer
 PROGRESS_EVERY_S = 30.0  # a progress line every half minute: often enough to follow, rare enough to read
@@ -69,7 +71,8 @@ class SearchSettings:
     refit_rows: int | None = None         # with a time budget: end the search early enough to refit the best
     refit_max_s: float | None = None      # trial on this many rows, unless that would take longer than this
     journal: str | None = None            # a local file for the Optuna study (optuna-dashboard reads it live)
-    portfolio_first: bool = False         # try the portfolio before the families' starting points (long trials)
+    portfolio_first: bool = False         # try the portfolio before the families' starting points
+    long_trial_points: list[dict] = field(default_factory=list)  # when set, the only first points (long trials)
     warm_points: list[dict] = field(default_factory=list)  # an earlier search's best points, tried first of all
     tracker: str | None = None            # "mlflow" or "wandb": every trial's configuration and metrics logged there
     tracking_uri: str | None = None       # MLflow's (see `ecgtune.tracking.mlflow_uri`)
@@ -122,22 +125,28 @@ def _optuna_tpe(settings: SearchSettings):
                         points_to_evaluate=first_points(settings), **_study_storage(settings))
 
 
-def first_points(settings: SearchSettings) -> list[dict]:
+def first_points(settings: SearchSettings, variations: bool = True) -> list[dict]:
     """The points the TPE searcher tries first, in order and each once: an earlier search's best
     (`--warm-start`); every family's compact starting point (so that even a short search tries every
-    family) and the shipped portfolio, the portfolio first for long trials (`portfolio_first`); then
-    EXPLORED_PER_FAMILY variations of each family's start. A configuration comes once, at its first
-    place, whatever its epochs; points in `ran_points` are left out."""
-    warm = [within_budget(point, settings.budget) for point in settings.warm_points]
-    starts = [default_point(family, settings.budget) for family in settings.families]
-    portfolio = portfolio_points(settings.families, settings.budget)
-    first = portfolio + starts if settings.portfolio_first else starts + portfolio
+    family) and the shipped portfolio, the portfolio first where `portfolio_first`; then, with
+    `variations`, EXPLORED_PER_FAMILY variations of each family's start. Long trials try their chosen
+    points instead (`long_trial_points`). A configuration comes once, at its first place, whatever its
+    epochs; points in `ran_points` are left out."""
+    if settings.long_trial_points:
+        candidates = [within_budget(point, settings.budget) for point in settings.long_trial_points]
+    else:
+        warm = [within_budget(point, settings.budget) for point in settings.warm_points]
+        starts = [default_point(family, settings.budget) for family in settings.families]
+        portfolio = portfolio_points(settings.families, settings.budget)
+        first = portfolio + starts if settings.portfolio_first else starts + portfolio
+        explored = family_points(settings.families, EXPLORED_PER_FAMILY, settings.budget, settings.seed)
+        candidates = warm + first + (explored if variations else [])
     points, configurations = [], []
-    for point in warm + first + family_points(settings.families, EXPLORED_PER_FAMILY, settings.budget, settings.seed):
+    for point in candidates:
         ran = any(all(done[key] == value for key, value in point.items() if key in done)
                   for done in settings.ran_points)
         # once per configuration whatever its epochs: the portfolio's first is a family's start trained
-        # longer, and long trials give every point the same epochs (one of four was a repeat, BENCHMARKS 11g)
+        # longer (one of four long trials was a repeat, BENCHMARKS 11g)
         configuration = training_configuration(point)
         if configuration not in configurations and not ran:
             points.append(point)
@@ -246,31 +255,33 @@ def make_trainable(settings: SearchSettings, data: HeartbeatData, train_rows: np
 
 class RefitReserve(tune.Stopper):
     """Ends the search when what is left of its time is what the best trial so far would need to be
-    refit on every row (its pace per row, times every row, times its best epoch), plus the longest
-    interval between two reports: a running trial only stops at its next report (on a laptop with
-    real data that was 21 s, and the refit it left no room for did not run). A refit that would take
-    longer than `max_seconds` is not reserved for: the search then uses all of its time."""
+    refit on every row (`refit_estimate_s`, with `refit_margin`), plus the wait for the running trials
+    to stop (a trial only stops at its next report, expected one epoch after its last: on a laptop
+    with real data an epoch took up to 21 s) and the end of Ray's experiment (EXPERIMENT_END_S).
+    Without that room the refit does not run. A refit that would take longer than `max_seconds` is not
+    reserved for: the search then uses all of its time."""
 
     def __init__(self, time_budget_s: float, training_rows: int, refit_rows: int, max_seconds: float):
         self.deadline = time.monotonic() + time_budget_s
         self.training_rows, self.refit_rows, self.max_seconds = training_rows, refit_rows, max_seconds
         self.best: tuple[float, float] | None = None  # (validation abs-sum, refit seconds)
-        self.report_interval = 0.0
+        self.next_reports: dict[str, float] = {}  # trial id -> when its next report is expected
 
     def __call__(self, trial_id: str, result: dict) -> bool:
-        self.report_interval = max(self.report_interval, result.get("time_this_iter_s", 0.0))
-        if METRIC in result and "epoch" in result:
-            rows_seen = (result["epoch"] - 1 + FIRST_EPOCH_FRACTION) * self.training_rows
-            refit_seconds = result["time_total_s"] / rows_seen * self.refit_rows * result["epoch"]
+        self.next_reports[trial_id] = time.monotonic() + result.get("time_this_iter_s", 0.0)
+        if METRIC in result and "seconds" in result:
+            refit_seconds = refit_estimate_s(result["seconds"], result["epoch"], result["epoch"],
+                                             self.refit_rows / self.training_rows)
             if self.best is None or result[METRIC] < self.best[0]:
                 self.best = (result[METRIC], refit_seconds)
         return False
 
     def reserve(self) -> float:
-        """Seconds kept back for the refit, with its margin (see `refit_margin`) and the stop's delay."""
+        """Seconds kept back for the refit, with its margin and the running trials' stop."""
         if self.best is None or refit_margin(self.best[1]) > self.max_seconds:
             return 0.0
-        return refit_margin(self.best[1]) + self.report_interval
+        stopping = max([0.0, *self.next_reports.values()]) - time.monotonic()
+        return refit_margin(self.best[1]) + max(0.0, stopping) + EXPERIMENT_END_S
 
     def stop_all(self) -> bool:
         return time.monotonic() >= self.deadline - self.reserve()
@@ -344,10 +355,23 @@ class ProgressLine(tune.Callback):
         print(f"[{elapsed / 60:5.1f} min] trials: {', '.join(parts)}{self._within_epochs(trials)}", flush=True)
 
 
+def refit_estimate_s(seconds: float, epochs_trained: int, refit_epochs: int, row_ratio: float) -> float:
+    """Seconds to retrain a search trial's network for `refit_epochs` epochs on `row_ratio` times the
+    rows it trained on, at its pace: `seconds` of training and validation over `epochs_trained` epochs,
+    the first of them FIRST_EPOCH_FRACTION of an epoch. A ratio of rows, not a count, because the
+    imbalance handling resamples the rows a network trains on (oversampling doubled them on a laptop)."""
+    passes = max(FIRST_EPOCH_FRACTION, epochs_trained - 1 + FIRST_EPOCH_FRACTION)
+    return seconds / passes * row_ratio * refit_epochs
+
+
+REFIT_MARGIN_SHARE, REFIT_START_S = 0.1, 10.0  # a laptop refit took 0.88 of its estimate, and its Ray experiment
+                                               # started in 5-10 s (BENCHMARKS 11a)
+
+
 def refit_margin(estimate_s: float) -> float:
-    """Seconds to plan for a refit estimated at `estimate_s` from its trial's pace: a quarter more,
-    plus the start of its Ray experiment, so that a refit planned to fit does finish."""
-    return 1.25 * estimate_s + 10.0
+    """Seconds to plan for a refit estimated at `estimate_s` (`refit_estimate_s`): a tenth more, plus
+    the start of its Ray experiment, so that a refit planned to fit does finish."""
+    return (1.0 + REFIT_MARGIN_SHARE) * estimate_s + REFIT_START_S
 
 
 def run_config(settings: SearchSettings, callbacks: Sequence | None = None,
@@ -510,11 +534,11 @@ def trial_slots(settings: SearchSettings) -> int:
 
 
 def measure_pace(settings: SearchSettings, signal_length: int, n_classes: int,
-                 networks: Sequence[tuple[str, dict]]) -> list[float] | None:
-    """Seconds per training row of one trial of each (family, model keyword arguments) network, while
-    the search's parallel trials train side by side: one Ray task per parallel slot, each with a
-    trial's resources, all at once (trials that share a GPU or a machine slow each other down), each
-    timing every network. None when the cluster has not run them within PACE_TIMEOUT_S (an
+                 networks: Sequence[tuple[str, dict, int]]) -> list[float] | None:
+    """Seconds per training row of one trial of each (family, model keyword arguments, batch size)
+    network, while the search's parallel trials train side by side: one Ray task per parallel slot,
+    each with a trial's resources, all at once (trials that share a GPU or a machine slow each other
+    down), each timing every network. None when the cluster has not run them within PACE_TIMEOUT_S (an
     autoscaling cluster still waiting for its nodes)."""
     import ray
 
@@ -530,13 +554,15 @@ def measure_pace(settings: SearchSettings, signal_length: int, n_classes: int,
     return paces.mean(axis=0).tolist()
 
 
-def _time_networks(networks: list[tuple[str, dict]], signal_length: int, n_classes: int, threads: int) -> list[float]:
+def _time_networks(networks: list[tuple[str, dict, int]], signal_length: int, n_classes: int,
+                   threads: int) -> list[float]:
     import torch
 
     from ecgtune.trainer import training_pace
 
     torch.set_num_threads(threads)
-    return [training_pace(family, model_config, signal_length, n_classes) for family, model_config in networks]
+    return [training_pace(family, model_config, signal_length, n_classes, batch_size)
+            for family, model_config, batch_size in networks]
 
 
 def cluster_nodes() -> int:

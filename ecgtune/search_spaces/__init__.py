@@ -35,14 +35,17 @@ def search_space(families_to_search: Sequence[str], budget: EpochBudget = EpochB
 
 def default_point(family: str, budget: EpochBudget = EpochBudget()) -> dict:
     """Flat parameters of the family's compact starting point (`families.COMPACT`: its defaults at
-    CPU-sized widths), with the default training configuration, no augmentation and the middle of the
-    epoch range."""
+    CPU-sized widths), with the default training configuration, no augmentation and the fewest epochs
+    of the range."""
     config = get_family(family).config(**families.COMPACT[family])
     point = {"family": family, "model/dropout": config.dropout, "data/imbalance": "none", "augment/enabled": False}
     train = TrainConfig()
     point.update({f"train/{key}": getattr(train, key)
                   for key in ("lr", "weight_decay", "batch_size", "label_smoothing", "loss", "schedule")})
-    point["train/epochs"] = (budget.min_epochs + budget.max_epochs) // 2  # the searcher learns whether longer pays
+    # the fewest epochs: every family's start is the first trial at each of ASHA's rungs, so it is never
+    # stopped early, and at the middle of the range the six took a third of the laptop search (BENCHMARKS 11a);
+    # the searcher learns whether longer pays
+    point["train/epochs"] = budget.min_epochs
     for field in dataclasses.fields(config):
         value = getattr(config, field.name)
         if isinstance(value, tuple):
@@ -100,6 +103,12 @@ def point_network(point: dict) -> tuple[str, dict]:
     return family, model_kwargs(own, dropout=point.get("model/dropout"))
 
 
+def point_workload(point: dict) -> tuple[str, dict, int]:
+    """What timing a flat point's training needs: its family, `create_model` keyword arguments and
+    batch size (small batches train slower per row)."""
+    return (*point_network(point), point.get("train/batch_size", TrainConfig.batch_size))
+
+
 def training_configuration(point: dict) -> tuple:
     """What a flat point trains, whatever its epochs: its family, the family's full config and the shared
     settings. Points that differ only where the family's defaults fill in train the same network."""
@@ -126,4 +135,5 @@ def model_kwargs(family_params: dict, dropout: float | None = None) -> dict:
 
 
 __all__ = ["EpochBudget", "SEARCH_SPACES", "default_point", "define_search_space", "family_points", "model_kwargs",
-           "point_network", "portfolio_points", "search_space", "training_configuration", "within_budget"]
+           "point_network", "point_workload", "portfolio_points", "search_space", "training_configuration",
+           "within_budget"]
