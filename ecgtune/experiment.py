@@ -330,7 +330,7 @@ def _refit(run_dir: Path, plan: Plan, summary: EnsembleSummary, members: list, s
     data = load_data(plan)
     check_unchanged(run_dir, plan, data)
     described = {member.trial: member.description for member in members}
-    row_ratio = len(data) / len(split(plan, data)[0])  # every row, over the rows the search trained on
+    row_ratio = len(data) / (len(data) - summary.validation_rows)  # every row, over the search's training rows
     configs, slots = {}, [0.0] * trial_slots(settings)  # when each parallel slot is free, as planned
     for member in summary.members:
         description = described[member.trial]
