@@ -145,7 +145,7 @@ def add_search_arguments(parser: argparse.ArgumentParser) -> None:
     """Flags of `search` (also those of `python search.py`)."""
     from ecgtune.search_spaces import EpochBudget
     from ecgtune.search_spaces.shared import LONGEST_TRIAL_SHARE, MAX_EPOCHS_FROM_TIME
-    from ecgtune.raytune.tune_search import SCHEDULERS, SEARCHERS
+    from ecgtune.raytune.registry import SCHEDULERS, SEARCHERS
 
     budget = EpochBudget()
     what = parser.add_argument_group("what to search")
@@ -395,9 +395,9 @@ def run_ensemble(args: argparse.Namespace) -> int:
         seed=args.seed, max_members=args.max_members, refit=plan.refit and not args.no_refit, **changes)
     settings = None
     if options.folds > 1 or options.refit:
-        from ecgtune.raytune import tune_search
+        from ecgtune.raytune.ray_session import start_ray
 
-        tune_search.start_ray(args.address)
+        start_ray(args.address)
         settings = pipeline.search_settings(plan, _resources(args), args.experiment)
     summary, bundle = experiment.ensemble_experiment(args.experiment, options, settings)
     print(format_ensemble(summary))

@@ -1,6 +1,6 @@
 """Experiment tracking (`--tracker mlflow|wandb`): where the runs go, and the final ensemble's record.
 Every trial's configuration and per-epoch metrics are logged by Ray's logger callbacks in the search
-layer (`ecgtune.raytune.tune_search.TRACKERS`); this module needs neither Ray nor PyTorch."""
+layer (`ecgtune.raytune.registry.TRACKERS`); this module needs neither Ray nor PyTorch."""
 
 from __future__ import annotations
 

@@ -176,7 +176,8 @@ def _earlier_experiment(folder, data, scores):
     import optuna
 
     from ecgtune import experiment
-    from ecgtune.raytune.tune_search import SearchSettings, _study_storage
+    from ecgtune.raytune.registry import study_storage
+    from ecgtune.raytune.tune_search import SearchSettings
     from ecgtune.search_spaces import EpochBudget, default_point, define_search_space
 
     plan = experiment.Plan(families=["plain_cnn", "dilated_cnn"], storage=str(folder.parent))
@@ -185,7 +186,7 @@ def _earlier_experiment(folder, data, scores):
         {"plan": plan.__dict__, "data_fingerprint": experiment.fingerprint(data)}))
     settings = SearchSettings(families=plan.families, name=folder.name, storage=str(folder.parent),
                               journal=str(folder / experiment.OPTUNA_JOURNAL), budget=EpochBudget(4, 12))
-    study = optuna.create_study(direction="minimize", **_study_storage(settings))
+    study = optuna.create_study(direction="minimize", **study_storage(settings))
     points = [{**default_point("plain_cnn"), "train/lr": 1e-3 * (index + 1)} for index in range(len(scores))]
     for point, score in [*zip(points, scores), (default_point("dilated_cnn"), 1.0)]:
         study.enqueue_trial(point)
@@ -199,7 +200,8 @@ def test_a_warm_start_tries_the_earlier_best_first_and_passes_its_scores_on_the_
 
     from ecgtune import experiment
     from ecgtune.data import make_synthetic
-    from ecgtune.raytune.tune_search import SearchSettings, _study_storage, first_points
+    from ecgtune.raytune.registry import study_storage
+    from ecgtune.raytune.tune_search import SearchSettings, first_points
     from ecgtune.search_spaces import EpochBudget
 
     data = make_synthetic(200, seed=0)
@@ -214,7 +216,7 @@ def test_a_warm_start_tries_the_earlier_best_first_and_passes_its_scores_on_the_
     assert all(point["train/epochs"] == 3 for point in first[:3]), "epochs brought within this search's range"
 
     pipeline._warm_start(plan, settings, earlier, data)
-    study = optuna.load_study(study_name="new", storage=_study_storage(settings)["storage"])
+    study = optuna.load_study(study_name="new", storage=study_storage(settings)["storage"])
     assert sorted(trial.value for trial in study.trials) == [10.0, 20.0, 30.0]
 
     other = replace(settings, name="other", journal=str(tmp_path / "other.journal"))

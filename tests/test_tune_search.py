@@ -1,5 +1,7 @@
 """The search with real Ray Tune on this machine: checkpoints, divergence, retries, resume."""
 
+import contextlib
+import ipaddress
 import json
 import os
 import signal
@@ -23,12 +25,12 @@ from ecgtune.models import create_model  # noqa: E402
 from ecgtune.search_spaces import EpochBudget, default_point  # noqa: E402
 from ecgtune.raytune import tune_adapter, tune_search  # noqa: E402
 from ecgtune.trainer import predict_proba  # noqa: E402
+from ecgtune.raytune.ray_session import session_processes  # noqa: E402
 from ecgtune.raytune.tune_search import (  # noqa: E402
     SearchSettings,
     make_trainable,
     run,
     run_config,
-    session_processes,
     trial_rows,
 )
 
@@ -171,7 +173,35 @@ def _finished_trials(experiment: Path) -> set[str]:
     return finished
 
 
+def _listening_addresses(pids: list[int]) -> list[ipaddress.IPv4Address | ipaddress.IPv6Address]:
+    """The addresses that these processes' TCP sockets listen on, read from /proc."""
+    inodes = set()
+    for pid in pids:
+        for link in Path(f"/proc/{pid}/fd").glob("*"):
+            with contextlib.suppress(OSError):
+                target = os.readlink(link)
+                if target.startswith("socket:["):
+                    inodes.add(target[8:-1])
+    addresses = []
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            fields = line.split()
+            local, state, inode = fields[1], fields[3], fields[9]
+            if state == "0A" and inode in inodes:  # 0A: LISTEN; addresses are 32-bit words in host order
+                raw = bytes.fromhex(local.split(":")[0])
+                words = b"".join(raw[i:i + 4][::-1] for i in range(0, len(raw), 4))
+                addresses.append(ipaddress.ip_address(words))
+    return addresses
+
+
+def _loopback(address) -> bool:
+    mapped = getattr(address, "ipv4_mapped", None)
+    return address.is_loopback or (mapped is not None and mapped.is_loopback)
+
+
 def test_a_search_killed_with_sigkill_resumes_and_keeps_what_finished(tmp_path):
+    """A local run's Ray listens on the loopback interface alone; its processes that a killed driver left
+    are ended on resume, which keeps the finished trials."""
     env = {**os.environ, "RAY_ADDRESS": ""}
     driver = subprocess.Popen(_search_command(tmp_path), start_new_session=True, env=env,
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -182,6 +212,8 @@ def test_a_search_killed_with_sigkill_resumes_and_keeps_what_finished(tmp_path):
     assert driver.poll() is None, "the search ended before it could be interrupted"
     [record] = (Path(os.environ["ECGTUNE_CACHE_DIR"]) / "ray-sessions").glob(f"{driver.pid}.json")
     killed_session = json.loads(record.read_text())["session"]
+    listening = _listening_addresses([driver.pid, *session_processes(killed_session)])
+    assert listening and all(_loopback(address) for address in listening), listening
     os.kill(driver.pid, signal.SIGKILL)  # the driver alone: Ray's processes outlive it
     driver.wait()
     finished_before = _finished_trials(experiment)
@@ -278,7 +310,7 @@ def test_a_search_whose_ray_state_is_damaged_resumes_from_its_trial_folders(tmp_
     assert sorted(path.name for path in aside.iterdir()) == sorted(path.name for path in damaged)
     import optuna
 
-    study = optuna.load_study(study_name="exp", storage=tune_search._study_storage(settings)["storage"])
+    study = optuna.load_study(study_name="exp", storage=tune_search.study_storage(settings)["storage"])
     completed = study.get_trials(states=(optuna.trial.TrialState.COMPLETE,))
     assert len(completed) == 3, "the study went on"
     assert len({json.dumps(trial.params, sort_keys=True) for trial in completed}) == 3, "no finished point rerun"
@@ -373,7 +405,7 @@ def test_long_trials_past_their_useful_epochs_train_twice_as_many_networks(tmp_p
 
     data, _, _ = beats
     plan = experiment.Plan(families=["plain_cnn", "dilated_cnn", "resnet1d"], storage=str(tmp_path), rows=900,
-                           val_fraction=0.25, num_samples=100, time_budget_s=1000.0)
+                           val_fraction=0.25, num_samples=100, time_budget_s=1000.0, refit=False)
     settings = pipeline.search_settings(plan, pipeline.Resources(), tmp_path / "exp")
     timings = []  # the first times the compact starts: too few epochs to search
 
@@ -388,6 +420,44 @@ def test_long_trials_past_their_useful_epochs_train_twice_as_many_networks(tmp_p
     assert len(timings) == (3 if trials == 4 else 2), "partners are timed only where one could fit"
 
 
+@pytest.mark.parametrize("epoch_s, refit", [(20.0, False), (8.0, True)])
+def test_long_trials_leave_time_to_refit_their_networks_where_they_still_train_long(tmp_path, beats, monkeypatch,
+                                                                                  capsys, epoch_s, refit):
+    """With the timer faked: 950 s of search at 20 s an epoch of 20,000 rows are too few to search. Long
+    trials at 20 s an epoch would get 15 epochs if they were also to be refit on every row, under
+    LONG_TRIAL_EPOCHS, so each trains alone for the whole search; at 8 s they get 39, and their refit
+    on 4/3 the rows fits in the search's time with the refit's margin and the Ray experiments' ends."""
+    from ecgtune import experiment, pipeline
+    from ecgtune.raytune.tune_search import EXPERIMENT_END_S, refit_margin
+
+    data, _, _ = beats
+    plan = experiment.Plan(families=["plain_cnn", "dilated_cnn", "resnet1d"], storage=str(tmp_path), rows=900,
+                           val_fraction=0.25, num_samples=100, time_budget_s=1000.0)
+    settings = pipeline.search_settings(plan, pipeline.Resources(), tmp_path / "exp")
+    timings = []
+
+    def measure_pace(settings, length, classes, networks):
+        timings.append(networks)
+        return [1e-3 if len(timings) == 1 else epoch_s / 20_000] * len(networks)
+
+    monkeypatch.setattr(tune_search, "measure_pace", measure_pace)
+    clock = pipeline.Clock(1000.0)
+    settled = pipeline.settle_epochs(plan, settings, clock, data, 20_000)
+    search_s = pipeline.search_time(clock)
+    epochs = [point["train/epochs"] for point in settled.long_trial_points]
+    assert len(epochs) == 2 and settled.long_trials
+    said = capsys.readouterr().err
+    if refit:
+        assert "then refit on all 900 rows" in said
+        assert min(epochs) >= pipeline.LONG_TRIAL_EPOCHS
+        trial_s = max(epochs) * epoch_s / pipeline.LONG_TRIAL_SHARE  # with its validation passes
+        assert trial_s + EXPERIMENT_END_S + refit_margin(trial_s * 4 / 3) <= search_s, "the refit fits"
+        assert max(epochs) < pipeline.LONG_TRIAL_SHARE * search_s / epoch_s / 2, "it trains less than half the time"
+    else:
+        assert "refit" not in said
+        assert min(epochs) == int(pipeline.LONG_TRIAL_SHARE * search_s / epoch_s), "alone, for the whole search"
+
+
 def test_a_slot_shares_its_time_only_with_a_partner_that_fits(tmp_path, beats, monkeypatch):
     """A first-round network takes as partner the next first point with which both still get
     LONG_TRIAL_EPOCHS in the slot's time, timed with its own network and rows per epoch: plain_cnn (at
@@ -400,7 +470,7 @@ def test_a_slot_shares_its_time_only_with_a_partner_that_fits(tmp_path, beats, m
 
     data, _, _ = beats
     plan = experiment.Plan(families=["plain_cnn", "dilated_cnn", "resnet1d"], storage=str(tmp_path), rows=900,
-                           val_fraction=0.25, num_samples=100, time_budget_s=1000.0)
+                           val_fraction=0.25, num_samples=100, time_budget_s=1000.0, refit=False)
     oversampling = {**default_point("dilated_cnn"), "data/imbalance": "smote", "train/lr": 1e-3}
     settings = replace(pipeline.search_settings(plan, pipeline.Resources(), tmp_path / "exp"),
                        warm_points=[oversampling])

@@ -20,7 +20,6 @@ from ecgtune.raytune.tune_layout import METRIC
 from ecgtune.search_spaces import model_kwargs
 from ecgtune.trainer import TrainConfig, Trainer
 
-MODE = "min"
 WORST_LOG_LOSS = float(-np.log(EPSILON))
 
 

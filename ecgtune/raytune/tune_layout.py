@@ -20,6 +20,7 @@ ERROR_FILE = "error.txt"
 RAY_STATE_FILES = ("experiment_state-*.json", "search_gen_state-*.json", "searcher-state-*.pkl",
                    "basic-variant-state-*.json", "tuner.pkl", "trainable.pkl")
 METRIC = "val_abs_sum"  # what the search minimises: a trial's validation abs-sum
+MODE = "min"
 
 
 def latest_checkpoints(experiment_dir: Path) -> dict[str, Path]:

@@ -7,17 +7,12 @@ store; every trial checkpoints its best epoch; an interrupted experiment resumes
 
 from __future__ import annotations
 
-import atexit
-import contextlib
-import json
-import logging
 import math
 import os
 import signal
 import sys
 import threading
 import time
-import warnings
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
@@ -27,15 +22,16 @@ import numpy as np
 from ray import tune
 
 from ecgtune import defaults, trust
-from ecgtune.atomic import write_text_atomically
 from ecgtune.data import HeartbeatData
 from ecgtune.errors import ConfigError, Interrupted
 from ecgtune.storage import is_remote
 from ecgtune.search_spaces import (EpochBudget, default_point, define_search_space, family_points, portfolio_points,
-                                   search_space, training_configuration, within_budget)
-from ecgtune.raytune.tune_adapter import METRIC, MODE, run_trial
-from ecgtune.raytune.tune_layout import (RESULT_FILE, damaged_state_file, leaderboard_row, ray_state_files,
-                                         trial_points)
+                                   training_configuration, within_budget)
+from ecgtune.raytune.registry import (SCHEDULERS, SEARCHERS, make_scheduler, make_searcher, make_tracker,
+                                      study_storage)
+from ecgtune.raytune.tune_adapter import run_trial
+from ecgtune.raytune.tune_layout import (METRIC, MODE, RESULT_FILE, damaged_state_file, leaderboard_row,
+                                         ray_state_files, trial_points)
 
 MIN_GRACE_S, MAX_GRACE_S, GRACE_SHARE = 3.0, 300.0, 1 / 80  # the first rung: this share of the search's time
 EXPLORED_PER_FAMILY = 2  # variations of each family's starting point tried before TPE takes over
@@ -101,30 +97,6 @@ class SearchSettings:
         return min(MAX_GRACE_S, max(MIN_GRACE_S, GRACE_SHARE * (self.time_budget_s or MAX_GRACE_S / GRACE_SHARE)))
 
 
-def make_searcher(settings: SearchSettings):
-    """The searcher named by `settings.searcher` (see SEARCHERS)."""
-    return SEARCHERS[settings.searcher](settings)
-
-
-def make_scheduler(settings: SearchSettings):
-    """The scheduler named by `settings.scheduler` (see SCHEDULERS)."""
-    return SCHEDULERS[settings.scheduler](settings)
-
-
-def _optuna_tpe(settings: SearchSettings):
-    """Ray's OptunaSearch over the define-by-run space: multivariate TPE with constant liar for
-    parallel trials, trying first the points of `first_points`."""
-    import optuna
-    from ray.tune.search.optuna import OptunaSearch
-
-    optuna.logging.set_verbosity(optuna.logging.WARNING)  # not "a new study created in memory"
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        sampler = optuna.samplers.TPESampler(multivariate=True, group=True, constant_liar=True, seed=settings.seed)
-    return OptunaSearch(search_space(settings.families, settings.budget), metric=METRIC, mode=MODE, sampler=sampler,
-                        points_to_evaluate=first_points(settings), **_study_storage(settings))
-
-
 def first_points(settings: SearchSettings, variations: bool = True) -> list[dict]:
     """The points the TPE searcher tries first, in order and each once: an earlier search's best
     (`--warm-start`); every family's compact starting point (so that even a short search tries every
@@ -170,7 +142,7 @@ def tell_earlier_results(settings: SearchSettings, trials) -> int:
     space (another version's choices) is left out. Returns how many were recorded."""
     import optuna
 
-    study = optuna.create_study(direction="minimize", **_study_storage(settings), load_if_exists=True)
+    study = optuna.create_study(direction="minimize", **study_storage(settings), load_if_exists=True)
     recorded = 0
     for trial in trials:
         point = optuna.trial.FixedTrial(within_budget(trial.params, settings.budget))
@@ -182,66 +154,6 @@ def tell_earlier_results(settings: SearchSettings, trials) -> int:
             continue
         recorded += 1
     return recorded
-
-
-def _optuna_random(settings: SearchSettings):
-    """Optuna's random sampler over the same space: the family too is drawn uniformly."""
-    import optuna
-    from ray.tune.search.optuna import OptunaSearch
-
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    return OptunaSearch(search_space(settings.families, settings.budget), metric=METRIC, mode=MODE,
-                        sampler=optuna.samplers.RandomSampler(seed=settings.seed), **_study_storage(settings))
-
-
-def _study_storage(settings: SearchSettings) -> dict:
-    """OptunaSearch's study in the settings' journal file, named after the experiment (in memory without
-    one). The journal is lines of JSON: a resumed search appends to it, and nothing in it runs code."""
-    if settings.journal is None:
-        return {}
-    from optuna.storages import JournalStorage
-    from optuna.storages.journal import JournalFileBackend
-
-    return {"study_name": settings.name, "storage": JournalStorage(JournalFileBackend(settings.journal))}
-
-
-def _asha(settings: SearchSettings):
-    """ASHA early stopping. It compares trials at equal training time, not at equal epochs: an epoch
-    of a large network costs several of a small one, and time is what the budget is spent in. So a
-    slow family is judged by what it reaches in the time a fast one needs, and the first rung (a few
-    seconds) is cheap."""
-    from ray.tune.schedulers import ASHAScheduler
-
-    longest = max(settings.time_budget_s or 0.0, settings.grace_seconds * settings.reduction_factor ** 4)
-    return ASHAScheduler(time_attr="time_total_s", max_t=longest, grace_period=settings.grace_seconds,
-                         reduction_factor=settings.reduction_factor)
-
-
-def _fifo(settings: SearchSettings):
-    """No early stopping: every trial runs its whole epoch budget."""
-    from ray.tune.schedulers import FIFOScheduler
-
-    return FIFOScheduler()
-
-
-def _mlflow_logger(settings: SearchSettings):
-    from ray.air.integrations.mlflow import MLflowLoggerCallback
-
-    return MLflowLoggerCallback(tracking_uri=settings.tracking_uri, experiment_name=settings.name,
-                                tags={"ecgtune": "trial"})
-
-
-def _wandb_logger(settings: SearchSettings):
-    from ray.air.integrations.wandb import WandbLoggerCallback
-
-    from ecgtune.tracking import WANDB_PROJECT
-
-    return WandbLoggerCallback(project=WANDB_PROJECT, group=settings.name)
-
-
-SEARCHERS: dict[str, Callable[[SearchSettings], object]] = {"optuna": _optuna_tpe, "random": _optuna_random}
-TRACKERS: dict[str, Callable[[SearchSettings], object]] = {"mlflow": _mlflow_logger, "wandb": _wandb_logger}
-SCHEDULERS: dict[str, Callable[[SearchSettings], object]] = {"asha": _asha, "fifo": _fifo}
 
 
 def make_trainable(settings: SearchSettings, data: HeartbeatData, train_rows: np.ndarray, val_rows: np.ndarray,
@@ -406,7 +318,7 @@ def build_tuner(settings: SearchSettings, data: HeartbeatData, train_rows: np.nd
                             settings.refit_max_s or settings.time_budget_s)
     callbacks = [*(callbacks or []), SignState(settings.experiment_path), ProgressLine(settings.time_budget_s)]
     if settings.tracker:
-        callbacks.append(TRACKERS[settings.tracker](settings))
+        callbacks.append(make_tracker(settings))
     return tune.Tuner(make_trainable(settings, data, train_rows, val_rows, trainable),
                       tune_config=tune_config, run_config=run_config(settings, callbacks, stop))
 
@@ -429,89 +341,6 @@ def restore_tuner(settings: SearchSettings, data: HeartbeatData, train_rows: np.
         raise RayStateDamaged(damage)
     return tune.Tuner.restore(settings.experiment_path, make_trainable(settings, data, train_rows, val_rows, trainable),
                               resume_unfinished=True)
-
-
-def start_ray(address: str | None = None) -> None:
-    """Joins the cluster at `address` (auto, or ray://host:10001), else starts Ray on this machine
-    without its dashboard and job API (Ray's own ports use its token authentication), first ending
-    what a killed ecgtune run left of its own local Ray session. Workers' output stays in Ray's logs:
-    Tune reports each trial's results and errors, and a worker that Ray ends prints an "Exception
-    ignored ... SystemExit" traceback the user can do nothing about."""
-    import ray
-
-    os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
-    # Tune's older output engine honours verbose=0 (the newer one prints its configuration box and a
-    # TensorBoard hint into Ray's temporary folder whatever the verbosity): ProgressLine reports instead.
-    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
-    for name in ("ray", "ray.tune"):
-        logging.getLogger(name).setLevel(logging.WARNING)  # their INFO lines are nothing a user can act on
-    # Ray announces on every start that token authentication, its default for local clusters, is on
-    logging.getLogger("ray._private.authentication.authentication_token_setup").setLevel(logging.ERROR)
-    # and warns of every trial stopped before its first report, which the leaderboard counts already
-    logging.getLogger("ray.tune.analysis.experiment_analysis").setLevel(logging.ERROR)
-    if ray.is_initialized():
-        return
-    try:
-        if address:
-            ray.init(address=address, log_to_driver=False, logging_level=logging.WARNING)
-        else:
-            end_leftover_sessions()
-            started = ray.init(dashboard_host="127.0.0.1", include_dashboard=False, log_to_driver=False,
-                               logging_level=logging.WARNING)
-            _record_session(Path(started.address_info["session_dir"]).name)
-    except (ConnectionError, RuntimeError, ValueError) as error:
-        raise ConfigError(f"cannot start or join Ray{' at ' + address if address else ''}: {error}") from None
-
-
-def _session_records() -> Path:
-    from ecgtune.data.cache import cache_root
-
-    return cache_root() / "ray-sessions"
-
-
-def _record_session(session: str) -> None:
-    """Notes which local Ray session this driver started, until it exits normally."""
-    record = _session_records() / f"{os.getpid()}.json"
-    write_text_atomically(record, json.dumps({"driver_pid": os.getpid(), "session": session}))
-    atexit.register(record.unlink, missing_ok=True)
-
-
-def end_leftover_sessions() -> None:
-    """Ends the processes of local Ray sessions whose ecgtune driver died without shutting them down
-    (kill -9 leaves Ray's dashboard and runtime-env agents running). Linux only: it reads /proc."""
-    for record in _session_records().glob("*.json"):
-        try:
-            info = json.loads(record.read_text())
-            driver, session = int(info["driver_pid"]), str(info["session"])
-        except (OSError, ValueError, KeyError, TypeError):
-            record.unlink(missing_ok=True)
-            continue
-        if _alive(driver):
-            continue
-        for pid in session_processes(session):
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.kill(pid, signal.SIGTERM)
-        record.unlink(missing_ok=True)
-
-
-def session_processes(session: str) -> list[int]:
-    """Processes whose command line names the Ray session `session`."""
-    found = []
-    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
-        with contextlib.suppress(OSError):
-            if session.encode() in cmdline.read_bytes() and int(cmdline.parent.name) != os.getpid():
-                found.append(int(cmdline.parent.name))
-    return found
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        pass
-    return True
 
 
 def experiment_exists(settings: SearchSettings) -> bool:
@@ -638,7 +467,7 @@ def _close_orphaned_trials(settings: SearchSettings) -> None:
         return
     import optuna
 
-    study = optuna.load_study(study_name=settings.name, storage=_study_storage(settings)["storage"])
+    study = optuna.load_study(study_name=settings.name, storage=study_storage(settings)["storage"])
     for trial in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
         study.tell(trial.number, state=optuna.trial.TrialState.FAIL)
 
