@@ -312,6 +312,7 @@ def _cross_fit(run_dir: Path, plan: Plan, holdout: EnsembleSummary, options: Ens
 
 
 REFIT_EMA_HORIZON = 0.1  # the refit networks keep a moving average of their weights over the last tenth
+REFIT_SEEDS = 2  # at most this many refit networks of one member, each from another seed, averaged in the bundle
 
 
 def _refit(run_dir: Path, plan: Plan, summary: EnsembleSummary, members: list, settings,
@@ -321,48 +322,87 @@ def _refit(run_dir: Path, plan: Plan, summary: EnsembleSummary, members: list, s
     weights; the refit networks replace the search's in the bundle. Selection and the decision rule
     stay those fitted on the search's validation predictions. Within `seconds`, networks are refit
     heaviest first while their estimated time (from their trial's pace) fits; a network whose refit
-    did not finish ships as the search trained it."""
+    did not finish ships as the search trained it. Parallel slots that no network needs train further
+    seeds of the refit networks (`plan_refit`), unless a prediction budget bounds the networks: a member
+    then ships as the average of its seeds (BENCHMARKS 11g)."""
     from ecgtune.ensemble.library import fold_trial_name
     from ecgtune.raytune.tune_folds import retrain
     from ecgtune.raytune.tune_layout import latest_checkpoints
-    from ecgtune.raytune.tune_search import refit_estimate_s, refit_margin, trial_slots
+    from ecgtune.raytune.tune_search import refit_estimate_s, trial_slots
 
     data = load_data(plan)
     check_unchanged(run_dir, plan, data)
     described = {member.trial: member.description for member in members}
     row_ratio = len(data) / (len(data) - summary.validation_rows)  # every row, over the search's training rows
-    configs, slots = {}, [0.0] * trial_slots(settings)  # when each parallel slot is free, as planned
+    configs, estimates = {}, {}
     for member in summary.members:
         description = described[member.trial]
         epochs = max(1, int(description["kept_epoch"]))
-        estimate = refit_estimate_s(description["seconds"], description["epochs_trained"], epochs, row_ratio)
-        free = slots.index(min(slots))
-        if seconds is not None and refit_margin(slots[free] + estimate) > seconds:
-            continue
-        slots[free] += estimate
+        estimates[member.trial] = refit_estimate_s(description["seconds"], description["epochs_trained"], epochs,
+                                                   row_ratio)
         sampled = description["sampled"]
         train = {**sampled["train"], "epochs": epochs, "keep": "last", "ema_horizon": REFIT_EMA_HORIZON}
         configs[member.trial] = {**sampled, "train": train}
-    summary.refit = Refit(rows=len(data), planned_seconds=max(slots), networks=0)
+    planned, planned_seconds = plan_refit(estimates, trial_slots(settings), seconds,
+                                          REFIT_SEEDS if summary.predict_budget is None else 1)
+    networks = {trial: [trial if seed == 0 else f"{trial}-seed{seed}" for seed in of] for trial, of in planned.items()}
+    seeds = {name: seed for trial, of in planned.items() for name, seed in zip(networks[trial], of)}
+    configs = {name: configs[trial] for trial, names in networks.items() for name in names}
+    summary.refit = Refit(rows=len(data), planned_seconds=planned_seconds, networks=0)
     if not configs:
         print("refit: no time left to retrain any network on every row; the search's networks ship", file=sys.stderr)
         return summary
-    settings = _retraining_settings(settings, plan, run_dir, "refit", {"configs": configs})
-    print(f"refit: retraining {len(configs)} of {len(summary.members)} network(s) on all {len(data)} labelled rows "
-          f"in {settings.experiment_path}", file=sys.stderr)
+    settings = _retraining_settings(settings, plan, run_dir, "refit", {"configs": configs, "seeds": seeds})
+    further = len(configs) - len(networks)
+    seeded = f" (and {further} from further seeds, on slots no network needs)" if further else ""
+    print(f"refit: retraining {len(networks)} of {len(summary.members)} network(s) on all {len(data)} labelled "
+          f"rows{seeded} in {settings.experiment_path}", file=sys.stderr)
     every_row = [(np.arange(len(data)), np.empty(0, dtype=np.int64))]
-    retrain(settings, data, configs, every_row, time_budget_s=seconds)
+    retrain(settings, data, configs, every_row, time_budget_s=seconds, seeds=seeds)
     newest = latest_checkpoints(Path(settings.experiment_path))
+
+    def finished(name: str) -> bool:
+        folder = newest.get(fold_trial_name(name, 0))
+        return folder is not None and read_checkpoint(folder).epochs_trained == configs[name]["train"]["epochs"]
+
     for member in summary.members:
-        folder = newest.get(fold_trial_name(member.trial, 0))
-        wanted = configs.get(member.trial, {}).get("train", {}).get("epochs")
-        finished = folder is not None and wanted is not None and read_checkpoint(folder).epochs_trained == wanted
-        member.refit = finished
-        if finished:
-            member.search_checkpoints, member.checkpoints = member.checkpoints, [str(folder)]
-            summary.refit.networks += 1
+        refit = [str(newest[fold_trial_name(name, 0)]) for name in networks.get(member.trial, []) if finished(name)]
+        member.refit = bool(refit)
+        if refit:
+            share = len(refit) / len(member.checkpoints)  # its prediction cost grows with its networks
+            member.search_checkpoints, member.checkpoints = member.checkpoints, refit
+            member.cost, member.predict_seconds = member.cost * share, member.predict_seconds * share
+            summary.refit.networks += len(refit)
+    summary.cost = sum(member.cost for member in summary.members)
+    summary.predict_seconds = sum(member.predict_seconds for member in summary.members)
     summary.refit.experiment = settings.experiment_path
-    if summary.refit.networks < len(configs):
-        print(f"warning: {len(configs) - summary.refit.networks} refit(s) did not finish in time; those "
-              "networks ship as the search trained them", file=sys.stderr)
+    unfinished = sum(not member.refit for member in summary.members if member.trial in networks)
+    if unfinished:
+        print(f"warning: {unfinished} refit(s) did not finish in time; those networks ship as the search trained them",
+              file=sys.stderr)
     return summary
+
+
+def plan_refit(estimates: dict[str, float], slots: int, seconds: float | None,
+               seeds: int = 1) -> tuple[dict[str, list[int]], float]:
+    """Which members are refit, from which seeds, on `slots` parallel slots. Members, heaviest first (the
+    order of `estimates`, their refit seconds), while their refit with `refit_margin` ends within
+    `seconds`; then the slots no member took train further seeds, heaviest member first, up to `seeds` a
+    member: beside the others, so that they cost no wall time (queued after another network, a seed
+    would add a worker's start, which on small data is most of a refit). Returns the seeds by member
+    and the planned seconds."""
+    from ecgtune.raytune.tune_search import refit_margin
+
+    ends, planned = [0.0] * slots, {}  # when each slot is free, as planned
+    for trial, estimate in estimates.items():
+        free = ends.index(min(ends))
+        if seconds is None or refit_margin(ends[free] + estimate) <= seconds:
+            ends[free] += estimate
+            planned[trial] = [0]
+    idle = [slot for slot, end in enumerate(ends) if end == 0.0] if planned else []
+    for seed in range(1, seeds):
+        for trial in planned:
+            if idle:
+                ends[idle.pop(0)] = estimates[trial]
+                planned[trial].append(seed)
+    return planned, max(ends)

@@ -77,6 +77,19 @@ def test_the_refit_gets_what_the_search_left_but_the_finishing_reserve(fake_time
     assert pipeline._refit_seconds(clock) == 0.0
 
 
+def test_the_refit_trains_further_seeds_only_on_slots_no_network_needs():
+    from ecgtune.experiment import plan_refit
+
+    assert plan_refit({"a": 100.0}, 2, None, seeds=2) == ({"a": [0, 1]}, 100.0), "the second slot was idle"
+    assert plan_refit({"a": 100.0}, 2, None, seeds=1) == ({"a": [0]}, 100.0)
+    assert plan_refit({"a": 100.0, "b": 30.0}, 2, None, seeds=2) == ({"a": [0], "b": [0]}, 100.0), "no slot idle"
+    assert plan_refit({"a": 100.0, "b": 30.0}, 3, None, seeds=3) == ({"a": [0, 1], "b": [0]}, 100.0), "heaviest first"
+    assert plan_refit({"a": 100.0, "b": 30.0}, 5, None, seeds=2) == ({"a": [0, 1], "b": [0, 1]}, 100.0), "2 at most"
+    # within a budget: a member whose refit would not end in time is left as the search trained it
+    assert plan_refit({"a": 100.0, "b": 30.0}, 2, 60.0, seeds=2) == ({"b": [0, 1]}, 30.0)
+    assert plan_refit({"a": 100.0}, 2, 20.0, seeds=2) == ({}, 0.0)
+
+
 def test_a_budget_too_small_to_search_is_refused_in_one_line(fake_time):
     clock = pipeline.Clock(20.0)
     with pytest.raises(EcgtuneError, match="leaves no time to search"):
@@ -137,6 +150,9 @@ def test_a_search_needs_a_budget_that_buys_enough_epochs():
     # 2 CPU cores, 51,542 MIT-BIH training rows: 33 s an epoch per trial, two at once
     assert pipeline.too_short_to_search(search_seconds=550.0, epoch_seconds=33.0, slots=2), "about 33 epochs in all"
     assert pipeline.too_short_to_search(search_seconds=1700.0, epoch_seconds=33.0, slots=2), "30 minutes: about 103"
+    assert pipeline.too_short_to_search(search_seconds=1690.0, epoch_seconds=26.3, slots=2), "timed fast: 129"
+    assert not pipeline.too_short_to_search(search_seconds=7000.0, epoch_seconds=28.0, slots=2), "2 hours: 500"
+    assert not pipeline.too_short_to_search(search_seconds=420.0, epoch_seconds=6.5, slots=2), "a slow laptop: 129"
     assert not pipeline.too_short_to_search(search_seconds=420.0, epoch_seconds=4.2, slots=2), "the laptop main job"
     assert not pipeline.too_short_to_search(search_seconds=190.0, epoch_seconds=1.5, slots=8), "one GPU, 4 minutes"
 

@@ -25,19 +25,24 @@ from ecgtune.raytune.tune_search import SearchSettings, fit_or_interrupt, run_co
 
 
 def run_fold_trial(config: dict, data: HeartbeatData, configs: dict[str, dict],
-                   folds: list[tuple[np.ndarray, np.ndarray]], seed: int = 0, threads: int = 1) -> None:
-    """Ray Tune trainable: trains configuration `config["member"]` on every fold but `config["fold"]`."""
+                   folds: list[tuple[np.ndarray, np.ndarray]], seed: int = 0, threads: int = 1,
+                   seeds: dict[str, int] | None = None) -> None:
+    """Ray Tune trainable: trains configuration `config["member"]` on every fold but `config["fold"]`,
+    from `seed` plus the member's entry in `seeds`."""
     train_rows, held_out_rows = folds[config["fold"]]
-    run_trial(configs[config["member"]], data, train_rows, held_out_rows, seed=seed, threads=threads)
+    member_seed = seed + (seeds or {}).get(config["member"], 0)
+    run_trial(configs[config["member"]], data, train_rows, held_out_rows, seed=member_seed, threads=threads)
 
 
 def retrain(settings: SearchSettings, data: HeartbeatData, configs: dict[str, dict],
-            folds: list[tuple[np.ndarray, np.ndarray]], time_budget_s: float | None = None) -> list[str]:
+            folds: list[tuple[np.ndarray, np.ndarray]], time_budget_s: float | None = None,
+            seeds: dict[str, int] | None = None) -> list[str]:
     """Trains every configuration on every fold as the experiment `settings.experiment_path`, or finishes
-    the interrupted experiment there (its name must identify the grid), within `time_budget_s`;
-    returns the folders of the trainings that failed or diverged."""
+    the interrupted experiment there (its name must identify the grid), within `time_budget_s`, each
+    from the search's seed plus its entry in `seeds`; returns the folders of the trainings that failed
+    or diverged."""
     with_data = tune.with_parameters(run_fold_trial, data=data, configs=configs, folds=folds, seed=settings.seed,
-                                     threads=settings.threads_per_trial)
+                                     threads=settings.threads_per_trial, seeds=seeds)
     trainable = tune.with_resources(with_data, {"cpu": settings.cpus_per_trial, "gpu": settings.gpus_per_trial})
     if tune.Tuner.can_restore(settings.experiment_path) and not trust.is_signed(settings.experiment_path):
         # Derived state that only costs time to redo: start it afresh rather than load unsigned pickles.
