@@ -4,6 +4,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -25,40 +26,54 @@ def test_arch_all_and_lists():
         parse_families("plain_cnn,lenet")
 
 
-def test_smoke_search_over_all_families(tmp_path):
-    result = _search(tmp_path, "--arch", "all", "--smoke", "--name", "smoke", "--predict-budget", "0",
+@pytest.fixture(scope="module")
+def smoke(tmp_path_factory):
+    """One smoke search over every family, tracked in MLflow, shared by the tests below: each checks one
+    thing it left, so that an early failure does not hide the rest. They run in this file's order; the
+    later ones rebuild its ensemble."""
+    runs_dir = tmp_path_factory.mktemp("runs")
+    result = _search(runs_dir, "--arch", "all", "--smoke", "--name", "smoke", "--predict-budget", "0",
                      "--tracker", "mlflow")
     assert result.returncode == 0, result.stderr[-3000:]
-    with open(tmp_path / "smoke" / "leaderboard.csv") as stream:
+    with open(runs_dir / "smoke" / "leaderboard.csv") as stream:
         rows = list(csv.DictReader(stream))
+    summary = json.loads((runs_dir / "smoke" / "ensemble.json").read_text())
+    return SimpleNamespace(runs_dir=runs_dir, run_dir=runs_dir / "smoke", result=result, rows=rows, summary=summary)
+
+
+def test_the_smoke_search_ranks_every_family(smoke):
+    rows = smoke.rows
     assert {row["family"] for row in rows} == set(parse_families("all"))
     assert [int(row["rank"]) for row in rows] == list(range(1, len(rows) + 1))
     scores = [float(row["val_abs_sum"]) for row in rows]
     assert scores == sorted(scores)
-    assert "Best per family" in result.stdout and "Best trials overall" in result.stdout
-    assert (tmp_path / "smoke" / "search.json").exists() and (tmp_path / "smoke" / "validation.npz").exists()
-    assert "<h2>Ensemble</h2>" in (tmp_path / "smoke" / "report.html").read_text()
-    summary = json.loads((tmp_path / "smoke" / "ensemble.json").read_text())
+    assert "Best per family" in smoke.result.stdout and "Best trials overall" in smoke.result.stdout
+    assert (smoke.run_dir / "search.json").exists() and (smoke.run_dir / "validation.npz").exists()
+    assert "<h2>Ensemble</h2>" in (smoke.run_dir / "report.html").read_text()
+    assert f"tensorboard --logdir {smoke.run_dir}" in smoke.result.stdout
+
+
+def test_the_smoke_ensemble_is_no_worse_than_its_best_trial(smoke):
+    summary = smoke.summary
     assert sum(member["weight"] for member in summary["members"]) == pytest.approx(1.0)
     scores = summary["scores"]
     assert scores["ensemble_learned_rule"] <= scores["best_single_learned_rule"] <= scores["best_single_argmax"]
-    assert scores["best_single_argmax"] == float(rows[0]["val_abs_sum"]), "the leaderboard's best trial"
+    assert scores["best_single_argmax"] == float(smoke.rows[0]["val_abs_sum"]), "the leaderboard's best trial"
     assert summary["cost_limit"] is None and summary["predict_budget"] is None
     assert summary["cost"] == pytest.approx(sum(member["cost"] for member in summary["members"]))
     assert summary["cost"] > 0
-    _check_refit_and_timings(tmp_path / "smoke", summary)
-    _check_journal(tmp_path / "smoke", rows)
-    _check_mlflow(tmp_path, rows, summary)
-    assert f"tensorboard --logdir {tmp_path / 'smoke'}" in result.stdout
-    rebuilt = _ecgtune("ensemble", "--experiment", tmp_path / "smoke")
-    assert rebuilt.returncode == 0 and "Decision rule" in rebuilt.stdout and "Prediction time of all networks: " in rebuilt.stdout
-    assert json.loads((tmp_path / "smoke" / "ensemble.json").read_text()) == summary, "the same bundle, refits reused"
-    _check_predict(tmp_path, tmp_path / "smoke" / "bundle")
-    _check_prediction_budget(tmp_path / "smoke")
-    again = _search(tmp_path, "--smoke", "--name", "smoke")
-    assert again.returncode == 2 and "already holds an experiment" in again.stderr
-    _check_cross_fitted_members(tmp_path / "smoke", summary)
 
+
+def test_the_ensemble_command_rebuilds_the_same_bundle(smoke):
+    rebuilt = _ecgtune("ensemble", "--experiment", smoke.run_dir)
+    assert rebuilt.returncode == 0 and "Decision rule" in rebuilt.stdout
+    assert "Prediction time of all networks: " in rebuilt.stdout
+    assert json.loads((smoke.run_dir / "ensemble.json").read_text()) == smoke.summary, "the refits reused"
+
+
+def test_a_second_search_of_the_same_name_is_refused(smoke):
+    again = _search(smoke.runs_dir, "--smoke", "--name", "smoke")
+    assert again.returncode == 2 and "already holds an experiment" in again.stderr
 
 
 def test_wandb_tracks_every_trial_and_the_ensemble(tmp_path):
@@ -86,25 +101,26 @@ def test_wandb_tracks_every_trial_and_the_ensemble(tmp_path):
     assert json.dumps(score).encode() in logged, "the ensemble's run holds its score"
 
 
-def _check_journal(run_dir, rows):
+def test_the_smoke_study_is_on_disk(smoke):
     """The search's Optuna study is on disk, with a finished trial for every ranked one."""
     import optuna
     from optuna.storages import JournalStorage
     from optuna.storages.journal import JournalFileBackend
 
-    study = optuna.load_study(study_name=run_dir.name,
-                              storage=JournalStorage(JournalFileBackend(str(run_dir / "optuna.journal"))))
+    journal = JournalStorage(JournalFileBackend(str(smoke.run_dir / "optuna.journal")))
+    study = optuna.load_study(study_name=smoke.run_dir.name, storage=journal)
     completed = study.get_trials(states=(optuna.trial.TrialState.COMPLETE,))
-    assert len(completed) >= len(rows) and {trial.params["family"] for trial in completed} >= {
-        row["family"] for row in rows}
+    assert len(completed) >= len(smoke.rows) and {trial.params["family"] for trial in completed} >= {
+        row["family"] for row in smoke.rows}
 
 
-def _check_mlflow(runs_dir, rows, summary):
+def test_the_smoke_trials_and_ensemble_are_tracked_in_mlflow(smoke):
     """--tracker mlflow: a run per trial with its configuration and per-epoch validation abs-sum, and
     one for the ensemble with its scores, in RUNS_DIR/mlflow.db under the experiment's name."""
     from mlflow.tracking import MlflowClient
 
-    client = MlflowClient(tracking_uri=f"sqlite:///{runs_dir / 'mlflow.db'}")
+    rows, summary = smoke.rows, smoke.summary
+    client = MlflowClient(tracking_uri=f"sqlite:///{smoke.runs_dir / 'mlflow.db'}")
     runs = client.search_runs([client.get_experiment_by_name("smoke").experiment_id])
     trials = [run for run in runs if run.data.tags.get("ecgtune") == "trial"]
     (ensemble,) = [run for run in runs if run.data.tags.get("ecgtune") == "ensemble"]
@@ -115,9 +131,10 @@ def _check_mlflow(runs_dir, rows, summary):
     assert ensemble.data.metrics["ensemble/ensemble_learned_rule"] == summary["scores"]["ensemble_learned_rule"]
 
 
-def _check_refit_and_timings(run_dir, summary):
+def test_the_smoke_networks_are_refit_within_the_budget(smoke):
     """The shipped networks were refit on every labelled row, a member that left a slot idle twice, from
     two seeds; the run stayed within its budget and says how each stage spent it."""
+    run_dir, summary = smoke.run_dir, smoke.summary
     networks = [checkpoint for member in summary["members"] for checkpoint in member["checkpoints"]]
     assert summary["refit"]["rows"] == 3000 and summary["refit"]["networks"] == len(networks)
     if len(summary["members"]) == 1:
@@ -132,45 +149,6 @@ def _check_refit_and_timings(run_dir, summary):
     assert {"prepare", "search", "ensemble, refit and export", "report"} <= set(timings["stages"])
     assert sum(timings["stages"].values()) <= timings["total_s"] + 1e-6 <= 1.1 * timings["budget_s"]
     assert "<h2>Time</h2>" in (run_dir / "report.html").read_text()
-
-
-def _check_prediction_budget(run_dir):
-    """A budget no network meets leaves the fastest network alone, with a warning; nothing else fails."""
-    result = _ecgtune("ensemble", "--experiment", run_dir, "--predict-budget", "0.0001")
-    assert result.returncode == 0, result.stderr[-3000:]
-    assert "warning: no network predicts within --predict-budget 0.0001" in result.stderr
-    assert "The limit costs" in result.stdout
-    summary = json.loads((run_dir / "ensemble.json").read_text())
-    assert len(summary["members"]) == 1 and summary["predict_budget"] == 0.0001 < summary["predict_seconds"]
-    assert "unlimited_ensemble_learned_rule" in summary["scores"]
-    bad = _ecgtune("ensemble", "--experiment", run_dir, "--predict-budget", "-1")
-    assert bad.returncode == 2 and "--predict-budget: must be a number, 0 or more, got '-1'" in bad.stderr
-
-
-def _check_cross_fitted_members(run_dir, holdout):
-    """--folds 2: the holdout ensemble's configurations retrained on 2 folds of all 3000 rows; the bundle
-    averages both fold models of each; a second run reuses the finished folds instead of retraining."""
-    command = ("ensemble", "--experiment", run_dir, "--folds", 2, "--fold-members", 2, "--predict-budget", 0)
-    result = _ecgtune(*command)
-    assert result.returncode == 0, result.stderr[-3000:]
-    summary = json.loads((run_dir / "ensemble.json").read_text())
-    assert summary["validation_rows"] == 3000 and summary["cross_fitted"]["folds"] == 2
-    assert summary["holdout"]["scores"] == holdout["scores"]
-    assert "Before cross-fitting" in (run_dir / "report.html").read_text()
-    retrained = {member["trial"] for member in holdout["members"][:2]}
-    assert {member["trial"] for member in summary["members"]} <= retrained
-    checkpoints = [Path(path) for member in summary["members"] for path in member["checkpoints"]]
-    assert [path.parent.name.rsplit("_", 1)[1] for path in checkpoints] == ["fold0", "fold1"] * len(summary["members"])
-    manifest = json.loads((run_dir / "bundle" / "manifest.json").read_text())
-    assert [m["checkpoints"] for m in manifest["members"]] == [m["checkpoints"] for m in summary["members"]]
-    fold_trials = sorted(Path(summary["cross_fitted"]["experiment"]).glob("*_fold*"))
-    assert len(fold_trials) == 2 * len(retrained)
-    weights = Path(summary["cross_fitted"]["experiment"]).rglob("*.safetensors")
-    written = {path: path.stat().st_mtime_ns for path in weights}
-    again = _ecgtune(*command)
-    assert again.returncode == 0, again.stderr[-3000:]
-    assert {path: path.stat().st_mtime_ns for path in written} == written
-    assert json.loads((run_dir / "ensemble.json").read_text()) == summary
 
 
 @pytest.mark.parametrize("args, message", [
@@ -208,7 +186,8 @@ def _ecgtune(*args):
                           timeout=300)
 
 
-def _check_predict(tmp_path, bundle):
+def test_the_smoke_bundle_predicts_and_refuses_bad_input(smoke, tmp_path):
+    bundle = smoke.run_dir / "bundle"
     made = _ecgtune("make-data", "--n", 10, "--out", tmp_path / "train.csv", "--test-out", tmp_path / "test.csv",
                     "--test-n", 300, "--seed", 3)
     assert made.returncode == 0
@@ -267,3 +246,45 @@ def test_every_help_prints(command, capsys):
     assert shown.startswith("usage: ecgtune")
     if command == ["search"]:
         assert "--max-epochs" in shown and "20% of the search's time" in shown
+
+
+# These two rebuild the smoke run's ensemble, so they come last.
+def test_a_prediction_budget_no_network_meets_leaves_the_fastest_alone(smoke):
+    """A budget no network meets leaves the fastest network alone, with a warning; nothing else fails."""
+    run_dir = smoke.run_dir
+    result = _ecgtune("ensemble", "--experiment", run_dir, "--predict-budget", "0.0001")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "warning: no network predicts within --predict-budget 0.0001" in result.stderr
+    assert "The limit costs" in result.stdout
+    summary = json.loads((run_dir / "ensemble.json").read_text())
+    assert len(summary["members"]) == 1 and summary["predict_budget"] == 0.0001 < summary["predict_seconds"]
+    assert "unlimited_ensemble_learned_rule" in summary["scores"]
+    bad = _ecgtune("ensemble", "--experiment", run_dir, "--predict-budget", "-1")
+    assert bad.returncode == 2 and "--predict-budget: must be a number, 0 or more, got '-1'" in bad.stderr
+
+
+def test_cross_fitted_members_replace_the_holdout_ensemble(smoke):
+    """--folds 2: the holdout ensemble's configurations retrained on 2 folds of all 3000 rows; the bundle
+    averages both fold models of each; a second run reuses the finished folds instead of retraining."""
+    run_dir, holdout = smoke.run_dir, smoke.summary
+    command = ("ensemble", "--experiment", run_dir, "--folds", 2, "--fold-members", 2, "--predict-budget", 0)
+    result = _ecgtune(*command)
+    assert result.returncode == 0, result.stderr[-3000:]
+    summary = json.loads((run_dir / "ensemble.json").read_text())
+    assert summary["validation_rows"] == 3000 and summary["cross_fitted"]["folds"] == 2
+    assert summary["holdout"]["scores"] == holdout["scores"]
+    assert "Before cross-fitting" in (run_dir / "report.html").read_text()
+    retrained = {member["trial"] for member in holdout["members"][:2]}
+    assert {member["trial"] for member in summary["members"]} <= retrained
+    checkpoints = [Path(path) for member in summary["members"] for path in member["checkpoints"]]
+    assert [path.parent.name.rsplit("_", 1)[1] for path in checkpoints] == ["fold0", "fold1"] * len(summary["members"])
+    manifest = json.loads((run_dir / "bundle" / "manifest.json").read_text())
+    assert [m["checkpoints"] for m in manifest["members"]] == [m["checkpoints"] for m in summary["members"]]
+    fold_trials = sorted(Path(summary["cross_fitted"]["experiment"]).glob("*_fold*"))
+    assert len(fold_trials) == 2 * len(retrained)
+    weights = Path(summary["cross_fitted"]["experiment"]).rglob("*.safetensors")
+    written = {path: path.stat().st_mtime_ns for path in weights}
+    again = _ecgtune(*command)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert {path: path.stat().st_mtime_ns for path in written} == written
+    assert json.loads((run_dir / "ensemble.json").read_text()) == summary

@@ -246,3 +246,40 @@ def test_a_warm_start_from_a_folder_without_a_study_is_refused_in_one_line(tmp_p
     plan = experiment.Plan(families=["plain_cnn"], storage=str(tmp_path), warm_start=str(tmp_path / "gone"))
     with pytest.raises(EcgtuneError, match="gone: no experiment there"):
         pipeline._earlier_trials(plan)
+
+
+def test_a_plan_round_trips_and_an_older_plan_takes_the_defaults(tmp_path):
+    from dataclasses import asdict
+
+    import numpy as np
+
+    from ecgtune import experiment
+    from ecgtune.data import make_synthetic
+
+    data = make_synthetic(200, seed=0)
+    plan = experiment.Plan(families=["dilated_cnn", "resnet1d"], storage=str(tmp_path), rows=200, time_budget_s=600.0,
+                           min_epochs=5, max_epochs=9, scheduler="fifo", tracker="mlflow",
+                           long_trial_points=[{"family": "dilated_cnn", "train/epochs": 9}])
+    experiment.save_plan(tmp_path / "new", plan, data, np.arange(40), resume=False)
+    assert experiment.load_plan(tmp_path / "new") == plan
+
+    # an earlier version's plan: settings since removed are ignored, settings since added take their default
+    added_since = ("long_trial_points", "tracker", "warm_start")
+    older = {key: value for key, value in asdict(plan).items() if key not in added_since}
+    (tmp_path / "old").mkdir()
+    (tmp_path / "old" / experiment.PLAN_FILE).write_text(json.dumps({"plan": {**older, "sampler_seed": 3}}))
+    loaded = experiment.load_plan(tmp_path / "old")
+    assert loaded == replace(plan, long_trial_points=[], tracker=None, warm_start=None)
+
+
+@pytest.mark.parametrize("cluster_gpus, expected", [(0.0, 0.0), (1.0, 0.125)])
+def test_trials_share_a_gpu_by_default_and_take_none_without_one(tmp_path, monkeypatch, cluster_gpus, expected):
+    from ecgtune import defaults, experiment
+    from ecgtune.raytune import tune_search
+
+    monkeypatch.setattr(tune_search, "cluster_gpus", lambda: cluster_gpus)
+    plan = experiment.Plan(families=["plain_cnn"], storage=str(tmp_path))
+    settings = pipeline.search_settings(plan, pipeline.Resources(), tmp_path / "exp")
+    assert settings.gpus_per_trial == expected == (defaults.GPUS_PER_TRIAL if cluster_gpus else 0.0)
+    chosen = pipeline.search_settings(plan, pipeline.Resources(gpus_per_trial=0.5), tmp_path / "exp")
+    assert chosen.gpus_per_trial == 0.5, "the user's choice wins"
