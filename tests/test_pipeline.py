@@ -283,3 +283,18 @@ def test_trials_share_a_gpu_by_default_and_take_none_without_one(tmp_path, monke
     assert settings.gpus_per_trial == expected == (defaults.GPUS_PER_TRIAL if cluster_gpus else 0.0)
     chosen = pipeline.search_settings(plan, pipeline.Resources(gpus_per_trial=0.5), tmp_path / "exp")
     assert chosen.gpus_per_trial == 0.5, "the user's choice wins"
+
+
+def test_resuming_with_changed_data_is_refused_naming_the_experiment(tmp_path):
+    import numpy as np
+
+    from ecgtune import experiment
+    from ecgtune.data import make_synthetic
+
+    plan = experiment.Plan(families=["plain_cnn"], storage=str(tmp_path), rows=200)
+    experiment.save_plan(tmp_path / "exp", plan, make_synthetic(200, seed=0), np.arange(40), resume=False)
+    experiment.save_plan(tmp_path / "exp", plan, make_synthetic(200, seed=0), np.arange(40), resume=True)
+    changed = make_synthetic(200, seed=0)
+    changed.signals[7, 3] += 0.5  # one sample of one beat
+    with pytest.raises(EcgtuneError, match=rf"changed since experiment {tmp_path / 'exp'} started"):
+        experiment.save_plan(tmp_path / "exp", plan, changed, np.arange(40), resume=True)
