@@ -353,6 +353,29 @@ def test_the_progress_line_says_how_far_slow_epochs_are(capsys, monkeypatch):
     assert line.endswith("; now: dilated_cnn epoch 4/25 25%"), "a 2 s epoch needs no progress of its own"
 
 
+TRIAL_PAUSE_S = 4.0  # longer than a worker process's start, so that trials started together overlap
+
+
+def trial_that_waits(config, **kwargs):
+    """Reports a made-up score after a pause, and when it ran."""
+    started = time.time()
+    time.sleep(TRIAL_PAUSE_S)
+    tune.report({"val_abs_sum": 1.0, "started": started, "ended": time.time()})
+
+
+def test_the_searcher_fills_every_slot_at_once(tmp_path, beats):
+    # Tune keeps one trial of a searcher pending at a time unless told otherwise: slots then fill one by
+    # one, and on a GPU with eight slots about two trials ran at once (BENCHMARKS 11j)
+    slots = 4
+    settings = _settings(tmp_path, num_samples=slots, cpus_per_trial=2 / slots, scheduler="fifo")
+    assert tune_search.trial_slots(settings) == slots
+    results = run(settings, *beats, trainable=trial_that_waits)
+    spans = [(result.metrics["started"], result.metrics["ended"]) for result in results]
+    most_at_once = max(sum(start <= moment < end for start, end in spans) for moment, _ in spans)
+    assert most_at_once == slots
+    assert tune_search.MAX_PENDING_VARIABLE not in os.environ, "the process's environment is left as it was"
+
+
 def test_the_pace_is_measured_as_the_trials_would_train(tmp_path):
     from ecgtune.raytune.tune_search import measure_pace, trial_slots
 

@@ -41,6 +41,7 @@ FIRST_EPOCH_FRACTION = 0.25  # a search trial first reports after a quarter epoc
 PACE_TIMEOUT_S = 120.0  # to time the networks before the search; an autoscaling cluster may wait longer
 PROGRESS_EVERY_S = 30.0  # a progress line every half minute: often enough to follow, rare enough to read
 SLOW_EPOCH_S = 5.0  # epochs longer than this get their progress shown within the epoch
+MAX_PENDING_VARIABLE = "TUNE_MAX_PENDING_TRIALS_PG"  # Tune's limit on trials waiting for their resources
 PROGRESS_TRIALS_SHOWN = 4  # running trials named on the progress line; the rest are counted
 
 
@@ -423,9 +424,26 @@ def run(settings: SearchSettings, data: HeartbeatData, train_rows: np.ndarray, v
                 return []
     else:
         tuner = build_tuner(settings, data, train_rows, val_rows, callbacks, trainable)
-    results = fit_or_interrupt(tuner, settings.experiment_path)
+    with _pending_trials(trial_slots(settings)):
+        results = fit_or_interrupt(tuner, settings.experiment_path)
     _close_orphaned_trials(settings)
     return results
+
+
+@contextmanager
+def _pending_trials(slots: int) -> Iterator[None]:
+    """Lets Tune start a trial in every free slot at once. With a searcher such as Optuna's, Tune keeps
+    one trial pending at a time unless told otherwise, so slots fill one after another: on one GPU with
+    eight slots and trials of a few seconds, about two trials ran at once (BENCHMARKS 11j). A value the
+    user set is kept."""
+    if MAX_PENDING_VARIABLE in os.environ:
+        yield
+        return
+    os.environ[MAX_PENDING_VARIABLE] = str(slots)
+    try:
+        yield
+    finally:
+        del os.environ[MAX_PENDING_VARIABLE]
 
 
 class RayStateDamaged(Exception):
