@@ -24,6 +24,7 @@ from ecgtune.checkpoint import read_checkpoint
 from ecgtune.data import HeartbeatData, holdout_split, load_dataset, make_synthetic
 from ecgtune.ensemble.summary import CrossFitting, EnsembleSummary, Holdout, Refit
 from ecgtune.errors import ConfigError, DataError, EcgtuneError
+from ecgtune.raytune.tune_layout import FIRST_EPOCH_FRACTION
 from ecgtune.storage import is_remote
 
 PLAN_FILE, VALIDATION_FILE, ENSEMBLE_FILE, BUNDLE_DIR = "search.json", "validation.npz", "ensemble.json", "bundle"
@@ -328,7 +329,7 @@ def _refit(run_dir: Path, plan: Plan, summary: EnsembleSummary, members: list, s
     from ecgtune.ensemble.library import fold_trial_name
     from ecgtune.raytune.tune_folds import retrain
     from ecgtune.raytune.tune_layout import latest_checkpoints
-    from ecgtune.raytune.tune_search import refit_estimate_s, trial_slots
+    from ecgtune.raytune.tune_search import trial_slots
 
     data = load_data(plan)
     check_unchanged(run_dir, plan, data)
@@ -383,6 +384,26 @@ def _refit(run_dir: Path, plan: Plan, summary: EnsembleSummary, members: list, s
     return summary
 
 
+def refit_estimate_s(seconds: float, epochs_trained: int, refit_epochs: int, row_ratio: float) -> float:
+    """Seconds to retrain a search trial's network for `refit_epochs` epochs on `row_ratio` times the
+    rows it trained on, at its pace: `seconds` of training and validation over `epochs_trained` epochs,
+    the first of them FIRST_EPOCH_FRACTION of an epoch, as the search trains them. A ratio of rows, not a
+    count, because the imbalance handling resamples the rows a network trains on (oversampling doubled
+    them on a laptop)."""
+    passes = max(FIRST_EPOCH_FRACTION, epochs_trained - 1 + FIRST_EPOCH_FRACTION)
+    return seconds / passes * row_ratio * refit_epochs
+
+
+REFIT_MARGIN_SHARE, REFIT_START_S = 0.1, 10.0  # a laptop refit took 0.88 of its estimate, and its Ray experiment
+                                               # started in 5-10 s (BENCHMARKS 11a)
+
+
+def refit_margin(estimate_s: float) -> float:
+    """Seconds to plan for a refit estimated at `estimate_s` (`refit_estimate_s`): a tenth more, plus
+    the start of its Ray experiment, so that a refit planned to fit does finish."""
+    return (1.0 + REFIT_MARGIN_SHARE) * estimate_s + REFIT_START_S
+
+
 def plan_refit(estimates: dict[str, float], slots: int, seconds: float | None,
                seeds: int = 1) -> tuple[dict[str, list[int]], float]:
     """Which members are refit, from which seeds, on `slots` parallel slots. Members, heaviest first (the
@@ -391,8 +412,6 @@ def plan_refit(estimates: dict[str, float], slots: int, seconds: float | None,
     member: beside the others, so that they cost no wall time (queued after another network, a seed
     would add a worker's start, which on small data is most of a refit). Returns the seeds by member
     and the planned seconds."""
-    from ecgtune.raytune.tune_search import refit_margin
-
     ends, planned = [0.0] * slots, {}  # when each slot is free, as planned
     for trial, estimate in estimates.items():
         free = ends.index(min(ends))

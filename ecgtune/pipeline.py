@@ -228,11 +228,11 @@ def _training_seconds_with_refit(search_seconds: float, val_fraction: float) -> 
     search's time: the refit repeats the same epochs on 1 / (1 - val_fraction) times the rows, planned
     with `refit_margin` after the end of the search's Ray experiment. A network refit on every row
     scored 6 % better on held-out beats than the same network trained on the search's rows (BENCHMARKS 11g)."""
-    from ecgtune.raytune.tune_search import EXPERIMENT_END_S, REFIT_MARGIN_SHARE, REFIT_START_S
+    from ecgtune.raytune.tune_search import EXPERIMENT_END_S
 
     row_ratio = 1.0 / (1.0 - val_fraction)
-    usable = search_seconds - EXPERIMENT_END_S - REFIT_START_S
-    return LONG_TRIAL_SHARE * usable / (1.0 + (1.0 + REFIT_MARGIN_SHARE) * row_ratio)
+    usable = search_seconds - EXPERIMENT_END_S - experiment.REFIT_START_S
+    return LONG_TRIAL_SHARE * usable / (1.0 + (1.0 + experiment.REFIT_MARGIN_SHARE) * row_ratio)
 
 
 def _share_slots(cost: list[float], slots: int, slot_seconds: float) -> tuple[list[int], dict[int, int]]:

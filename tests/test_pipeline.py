@@ -38,13 +38,9 @@ def test_the_search_gets_what_the_finishing_stages_leave(fake_time):
 
 
 def test_the_search_ends_early_enough_to_refit_its_best_trial(fake_time):
-    from ecgtune.raytune.tune_search import (
-        EXPERIMENT_END_S,
-        FIRST_EPOCH_FRACTION,
-        METRIC,
-        RefitReserve,
-        refit_margin,
-    )
+    from ecgtune.experiment import refit_margin
+    from ecgtune.raytune.tune_layout import FIRST_EPOCH_FRACTION, METRIC
+    from ecgtune.raytune.tune_search import EXPERIMENT_END_S, RefitReserve
 
     stopper = RefitReserve(time_budget_s=300.0, training_rows=8000, refit_rows=10000, max_seconds=150.0)
     assert not stopper.stop_all()

@@ -451,7 +451,8 @@ def test_long_trials_leave_time_to_refit_their_networks_where_they_still_train_l
     LONG_TRIAL_EPOCHS, so each trains alone for the whole search; at 8 s they get 39, and their refit
     on 4/3 the rows fits in the search's time with the refit's margin and the Ray experiments' ends."""
     from ecgtune import experiment, pipeline
-    from ecgtune.raytune.tune_search import EXPERIMENT_END_S, refit_margin
+    from ecgtune.experiment import refit_margin
+    from ecgtune.raytune.tune_search import EXPERIMENT_END_S
 
     data, _, _ = beats
     plan = experiment.Plan(families=["plain_cnn", "dilated_cnn", "resnet1d"], storage=str(tmp_path), rows=900,

@@ -21,6 +21,7 @@ RAY_STATE_FILES = ("experiment_state-*.json", "search_gen_state-*.json", "search
                    "basic-variant-state-*.json", "tuner.pkl", "trainable.pkl")
 METRIC = "val_abs_sum"  # what the search minimises: a trial's validation abs-sum
 MODE = "min"
+FIRST_EPOCH_FRACTION = 0.25  # a search trial first reports after a quarter epoch: ASHA's cheap first rung
 
 
 def latest_checkpoints(experiment_dir: Path) -> dict[str, Path]:

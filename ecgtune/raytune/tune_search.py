@@ -23,6 +23,7 @@ from ray import tune
 
 from ecgtune import defaults, trust
 from ecgtune.data import HeartbeatData
+from ecgtune.experiment import refit_estimate_s, refit_margin
 from ecgtune.errors import ConfigError, Interrupted
 from ecgtune.storage import is_remote
 from ecgtune.search_spaces import (EpochBudget, default_point, define_search_space, family_points, portfolio_points,
@@ -30,14 +31,13 @@ from ecgtune.search_spaces import (EpochBudget, default_point, define_search_spa
 from ecgtune.raytune.registry import (SCHEDULERS, SEARCHERS, make_scheduler, make_searcher, make_tracker,
                                       study_storage)
 from ecgtune.raytune.tune_adapter import run_trial
-from ecgtune.raytune.tune_layout import (METRIC, MODE, RESULT_FILE, damaged_state_file, leaderboard_row,
-                                         ray_state_files, trial_points)
+from ecgtune.raytune.tune_layout import (FIRST_EPOCH_FRACTION, METRIC, MODE, RESULT_FILE, damaged_state_file,
+                                         leaderboard_row, ray_state_files, trial_points)
 
 MIN_GRACE_S, MAX_GRACE_S, GRACE_SHARE = 3.0, 300.0, 1 / 80  # the first rung: this share of the search's time
 EXPLORED_PER_FAMILY = 2  # variations of each family's starting point tried before TPE takes over
 EXPERIMENT_END_S = 20.0  # from the search's stop to its end: the trials' last checkpoints and Ray's state (17 s on
                          # a laptop, whose refit then found no room: BENCHMARKS 11a)
-FIRST_EPOCH_FRACTION = 0.25  # a search trial first reports after a quarter epoch: ASHA's cheap first rung
 PACE_TIMEOUT_S = 120.0  # to time the networks before the search; an autoscaling cluster may wait longer
 PROGRESS_EVERY_S = 30.0  # a progress line every half minute: often enough to follow, rare enough to read
 SLOW_EPOCH_S = 5.0  # epochs longer than this get their progress shown within the epoch
@@ -266,25 +266,6 @@ class ProgressLine(tune.Callback):
         if self.time_budget_s:
             parts.append(f"{max(0.0, self.time_budget_s - elapsed) / 60:.1f} min left")
         print(f"[{elapsed / 60:5.1f} min] trials: {', '.join(parts)}{self._within_epochs(trials)}", flush=True)
-
-
-def refit_estimate_s(seconds: float, epochs_trained: int, refit_epochs: int, row_ratio: float) -> float:
-    """Seconds to retrain a search trial's network for `refit_epochs` epochs on `row_ratio` times the
-    rows it trained on, at its pace: `seconds` of training and validation over `epochs_trained` epochs,
-    the first of them FIRST_EPOCH_FRACTION of an epoch. A ratio of rows, not a count, because the
-    imbalance handling resamples the rows a network trains on (oversampling doubled them on a laptop)."""
-    passes = max(FIRST_EPOCH_FRACTION, epochs_trained - 1 + FIRST_EPOCH_FRACTION)
-    return seconds / passes * row_ratio * refit_epochs
-
-
-REFIT_MARGIN_SHARE, REFIT_START_S = 0.1, 10.0  # a laptop refit took 0.88 of its estimate, and its Ray experiment
-                                               # started in 5-10 s (BENCHMARKS 11a)
-
-
-def refit_margin(estimate_s: float) -> float:
-    """Seconds to plan for a refit estimated at `estimate_s` (`refit_estimate_s`): a tenth more, plus
-    the start of its Ray experiment, so that a refit planned to fit does finish."""
-    return (1.0 + REFIT_MARGIN_SHARE) * estimate_s + REFIT_START_S
 
 
 def run_config(settings: SearchSettings, callbacks: Sequence | None = None,
