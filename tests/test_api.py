@@ -58,7 +58,7 @@ def test_search_from_a_dataframe_predicts_what_the_command_writes(tmp_path):
         import json, pandas as pd, ecgtune
         experiment = ecgtune.search(pd.read_pickle({str(tmp_path / 'train.pkl')!r}), families=["plain_cnn"],
                                     smoke=True, name="api", runs_dir={str(tmp_path)!r}, num_samples=2,
-                                    time_budget_minutes=None)
+                                    time_budget_minutes=None, no_refit=True)
         print(json.dumps({{"path": str(experiment.path), "bundle": str(experiment.bundle_path),
                           "report": str(experiment.report_path), "trials": len(experiment.leaderboard),
                           "columns": list(experiment.leaderboard.columns), "scores": experiment.scores}}))
