@@ -23,8 +23,8 @@ from ray import tune
 
 from ecgtune import defaults, trust
 from ecgtune.data import HeartbeatData
-from ecgtune.experiment import refit_estimate_s, refit_margin
 from ecgtune.errors import ConfigError, Interrupted
+from ecgtune.experiment import refit_estimate_s, refit_margin
 from ecgtune.storage import is_remote
 from ecgtune.search_spaces import (EpochBudget, default_point, define_search_space, family_points, portfolio_points,
                                    training_configuration, within_budget)
