@@ -417,7 +417,7 @@ def run_predict(args: argparse.Namespace) -> int:
     """Writes the submission: one row per input row, same ids and order."""
     from ecgtune.bundle import load_bundle
     from ecgtune.data import load_dataset
-    from ecgtune.report import write_submission
+    from ecgtune.data.files import write_submission
 
     _check_output_path(args.out, args.data, args.bundle)
     bundle = load_bundle(args.bundle)

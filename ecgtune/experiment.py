@@ -253,7 +253,7 @@ def _build(members: list, labels: np.ndarray, options: EnsembleOptions, seconds_
     budget = options.predict_budget
     limit = None if budget is None else budget / (seconds_per_mac * COST_ROWS)
     summary, probs = build_ensemble(members, labels, size=options.size, bagging_rounds=options.bagging_rounds,
-                                    decision_folds=options.rule_folds, seed=options.seed,
+                                    rule_folds=options.rule_folds, seed=options.seed,
                                     max_members=options.max_members, cost_limit=limit, member_cost=macs)
     summary.cost_unit, summary.seconds_per_mac, summary.predict_budget = COST_UNIT, seconds_per_mac, budget
     summary.predict_seconds = summary.cost * seconds_per_mac * COST_ROWS

@@ -8,7 +8,6 @@ from collections.abc import Sequence
 from dataclasses import asdict
 from pathlib import Path
 
-import numpy as np
 
 from ecgtune.atomic import write_text_atomically
 from ecgtune.ensemble.summary import EnsembleSummary
@@ -133,13 +132,3 @@ def format_prediction_cost(summary: EnsembleSummary) -> str:
         line += (f"\nThe limit costs {price:.1f} in validation abs-sum ({unlimited:.1f} without it)" if price > 0
                  else "\nThe limit costs nothing in validation abs-sum")
     return line
-
-
-def write_submission(path: Path, ids: np.ndarray, values: np.ndarray) -> None:
-    """Writes `id,label_0,...` with one row per id; whole numbers are written without decimals."""
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(["id"] + [f"label_{k}" for k in range(values.shape[1])])
-    for row_id, row in zip(ids.tolist(), values.tolist()):
-        writer.writerow([row_id] + [f"{value:.6g}" for value in row])
-    write_text_atomically(path, buffer.getvalue())

@@ -416,7 +416,7 @@ def test_failed_export_keeps_the_bundle_a_killed_one_renamed_aside(exported, tmp
 
 
 def test_the_submission_writes_whole_numbers_without_decimals_and_probabilities_to_six_digits(tmp_path):
-    from ecgtune.report import write_submission
+    from ecgtune.data.files import write_submission
 
     values = np.array([[1.0, 0.0, 0.0, 0.0], [0.123456789, 0.5, 1e-9, 0.376543211]])
     write_submission(tmp_path / "submission.csv", np.array([100000, 100001]), values)

@@ -1,4 +1,4 @@
-"""Competition-format files in and out: CSV, gzip-compressed CSV and Parquet.
+"""Competition-format files in and out: CSV, gzip-compressed CSV and Parquet, and the submission file.
 
 A file has the columns `id,heartbeat_signals[,label]`; `heartbeat_signals` is one quoted string of
 comma-separated floats (in Parquet it may also be a list of floats) and `label` an integer class that
@@ -12,6 +12,8 @@ escaped and cut (`_shown`), so that a hostile file cannot drive the terminal or 
 
 from __future__ import annotations
 
+import csv
+import io
 import os
 import warnings
 from dataclasses import dataclass
@@ -24,7 +26,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 
-from ecgtune.atomic import atomic_path
+from ecgtune.atomic import atomic_path, write_text_atomically
 from ecgtune.data import cache
 from ecgtune.data.cache import ParsedBeats
 from ecgtune.data.wide_csv import read_wide_csv
@@ -159,6 +161,16 @@ def write_dataset(data: HeartbeatData, path: str | os.PathLike) -> None:
                     pa_csv.write_csv(table, stream, pa_csv.WriteOptions(include_header=False))
     except OSError as error:
         raise DataError(f"{path}: cannot write ({error.strerror or error})") from None
+
+
+def write_submission(path: Path, ids: np.ndarray, values: np.ndarray) -> None:
+    """Writes `id,label_0,...` with one row per id; whole numbers are written without decimals."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(["id"] + [f"label_{k}" for k in range(values.shape[1])])
+    for row_id, row in zip(ids.tolist(), values.tolist()):
+        writer.writerow([row_id] + [f"{value:.6g}" for value in row])
+    write_text_atomically(path, buffer.getvalue())
 
 
 def _competition_table(data: HeartbeatData, as_text: bool) -> pa.Table:

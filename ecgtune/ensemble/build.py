@@ -15,7 +15,7 @@ from ecgtune.metrics import abs_sum, argmax_decisions, log_loss, threshold_decis
 
 
 def build_ensemble(members: Sequence[Member], labels: np.ndarray, *, size: int = 25, bagging_rounds: int = 0,
-                   decision_folds: int = 5, seed: int = 0, max_members: int | None = None,
+                   rule_folds: int = 5, seed: int = 0, max_members: int | None = None,
                    cost_limit: float | None = None,
                    member_cost: Callable[[Member], float] | None = None) -> tuple[EnsembleSummary, np.ndarray]:
     """Selects the ensemble on the validation rows, learns its decision rule, and scores every stage;
@@ -38,7 +38,7 @@ def build_ensemble(members: Sequence[Member], labels: np.ndarray, *, size: int =
     weights = selector.weights_
 
     def rule_for(probs: np.ndarray) -> tuple:
-        return honest_decision_rule(probs, labels, decision_folds, seed)
+        return honest_decision_rule(probs, labels, rule_folds, seed)
 
     blended = np.tensordot(weights, library, axes=1)
     rule, cross_fitted = rule_for(blended)
