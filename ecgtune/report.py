@@ -8,7 +8,6 @@ from collections.abc import Sequence
 from dataclasses import asdict
 from pathlib import Path
 
-
 from ecgtune.atomic import write_text_atomically
 from ecgtune.ensemble.summary import EnsembleSummary
 

@@ -413,12 +413,3 @@ def test_failed_export_keeps_the_bundle_a_killed_one_renamed_aside(exported, tmp
         export_bundle(_summary(tmp_path, {**GOOD_RULE, "fallback": "guess"}), tmp_path / "bundle", {})
     assert _snapshot(tmp_path / "bundle") == before
     assert sorted(path.name for path in tmp_path.iterdir()) == ["bundle", "checkpoint"]
-
-
-def test_the_submission_writes_whole_numbers_without_decimals_and_probabilities_to_six_digits(tmp_path):
-    from ecgtune.data.files import write_submission
-
-    values = np.array([[1.0, 0.0, 0.0, 0.0], [0.123456789, 0.5, 1e-9, 0.376543211]])
-    write_submission(tmp_path / "submission.csv", np.array([100000, 100001]), values)
-    assert (tmp_path / "submission.csv").read_text().splitlines() == [
-        "id,label_0,label_1,label_2,label_3", "100000,1,0,0,0", "100001,0.123457,0.5,1e-09,0.376543"]

@@ -415,3 +415,10 @@ def test_parquet_text_stored_as_bytes_or_dictionary_is_read(tmp_path):
     loaded = load_dataset(tmp_path / "train.parquet")
     assert loaded.ids.tolist() == ["a", "b"]
     np.testing.assert_allclose(loaded.signals, [[0.1, 0.2], [0.3, 0.4]], rtol=1e-6)
+
+
+def test_the_submission_writes_whole_numbers_without_decimals_and_probabilities_to_six_digits(tmp_path):
+    values = np.array([[1.0, 0.0, 0.0, 0.0], [0.123456789, 0.5, 1e-9, 0.376543211]])
+    files.write_submission(tmp_path / "submission.csv", np.array([100000, 100001]), values)
+    assert (tmp_path / "submission.csv").read_text().splitlines() == [
+        "id,label_0,label_1,label_2,label_3", "100000,1,0,0,0", "100001,0.123457,0.5,1e-09,0.376543"]
