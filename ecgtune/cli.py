@@ -172,7 +172,7 @@ def add_search_arguments(parser: argparse.ArgumentParser) -> None:
                      help="asha: stop weak trials early; fifo: every trial runs its epochs (default asha)")
     how.add_argument("--grace-period", type=_positive_float, metavar="SECONDS",
                      help="ASHA: seconds of training before a trial can be stopped; trials are compared at equal "
-                          "training time (default: an eightieth of the search's time, 3 to 300 s)")
+                          "training time (default: a 120th of the search's time, 3 to 300 s)")
     how.add_argument("--reduction-factor", type=_positive_int, default=defaults.REDUCTION_FACTOR,
                      help=f"ASHA: keep 1/N of the trials at each rung (default {defaults.REDUCTION_FACTOR})")
     how.add_argument("--tracker", choices=TRACKERS,

@@ -28,7 +28,8 @@ from ecgtune.storage import is_remote
 
 TIMINGS_FILE = "timings.json"
 REFIT_MAX_SHARE = 0.3                 # of the budget, at most, for retraining the ensemble on every row
-FINISH_SHARE, FINISH_MIN_S = 0.05, 20.0  # of the budget (at least 20 s): ensemble, export and report
+FINISH_SHARE, FINISH_MIN_S = 0.02, 15.0  # of the budget (at least 15 s): ensemble, export and report, which took
+                                         # 6-9 s on a laptop at 8 and 30 minutes (BENCHMARKS 11a, 11g)
 MIN_FREE_BYTES = 256 * 2**20  # a smoke search filled a 50 MB disk; checkpoints and Ray's state need room
 MIN_VALIDATION_ROWS_PER_CLASS = 30  # below this a class's threshold moves with a row or two
 SEARCH_MIN_EPOCHS = 120  # epochs in all, over every trial: about 40 trials as ASHA cuts them. The laptop main job

@@ -68,7 +68,7 @@ def test_the_search_ends_early_enough_to_refit_its_best_trial(fake_time):
 def test_the_refit_gets_what_the_search_left_but_the_finishing_reserve(fake_time):
     clock = pipeline.Clock(480.0)
     fake_time.now += 400.0
-    assert pipeline._refit_seconds(clock) == pytest.approx(80.0 - 24.0)
+    assert pipeline._refit_seconds(clock) == pytest.approx(80.0 - max(pipeline.FINISH_MIN_S, pipeline.FINISH_SHARE * 480.0))
     fake_time.now += 100.0  # the search overran: nothing left for the refit, never a negative time
     assert pipeline._refit_seconds(clock) == 0.0
 
@@ -86,8 +86,21 @@ def test_the_refit_trains_further_seeds_only_on_slots_no_network_needs():
     assert plan_refit({"a": 100.0}, 2, 20.0, seeds=2) == ({}, 0.0)
 
 
+def test_the_refit_trains_its_networks_in_the_planned_order():
+    """Tune starts a grid's trials in the grid's order, so the refit's heaviest network starts first,
+    not the one whose name sorts first (a laptop run refit four light networks and ran out of time for
+    the heaviest)."""
+    from ray.tune.search.variant_generator import generate_variants
+
+    from ecgtune.raytune.tune_folds import retraining_grid
+
+    configs = {"dilated_cnn_f8c5": {}, "cnn_lstm_8887": {}, "dilated_cnn_3bbb": {}}
+    order = [config["member"] for _, config in generate_variants(retraining_grid(configs, 2))]
+    assert order == [name for name in configs for _ in range(2)]
+
+
 def test_a_budget_too_small_to_search_is_refused_in_one_line(fake_time):
-    clock = pipeline.Clock(20.0)
+    clock = pipeline.Clock(15.0)
     with pytest.raises(EcgtuneError, match="leaves no time to search"):
         pipeline.search_time(clock)
 

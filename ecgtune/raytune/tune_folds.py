@@ -51,10 +51,9 @@ def retrain(settings: SearchSettings, data: HeartbeatData, configs: dict[str, di
     if tune.Tuner.can_restore(settings.experiment_path):
         tuner = tune.Tuner.restore(settings.experiment_path, trainable, resume_unfinished=True, resume_errored=True)
     else:
-        grid = {"member": tune.grid_search(sorted(configs)), "fold": tune.grid_search(list(range(len(folds))))}
         tuner = tune.Tuner(
             trainable,
-            param_space=grid,
+            param_space=retraining_grid(configs, len(folds)),
             tune_config=tune.TuneConfig(max_concurrent_trials=settings.max_concurrent, time_budget_s=time_budget_s,
                                         trial_name_creator=_trial_name, trial_dirname_creator=_trial_name),
             run_config=run_config(settings),
@@ -64,6 +63,13 @@ def retrain(settings: SearchSettings, data: HeartbeatData, configs: dict[str, di
     finally:
         trust.sign_state(settings.experiment_path)
     return [result.path for result in results if result.error is not None or result.metrics.get("diverged")]
+
+
+def retraining_grid(configs: dict[str, dict], folds: int) -> dict:
+    """Every (configuration, fold) pair, configurations in the order given: Tune starts the trials in
+    the grid's order, and the refit plans its networks heaviest first, so that one whose refit would
+    not finish in time is a light one (`experiment.plan_refit`)."""
+    return {"member": tune.grid_search(list(configs)), "fold": tune.grid_search(list(range(folds)))}
 
 
 def _trial_name(trial) -> str:

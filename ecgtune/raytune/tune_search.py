@@ -34,10 +34,12 @@ from ecgtune.raytune.tune_adapter import run_trial
 from ecgtune.raytune.tune_layout import (FIRST_EPOCH_FRACTION, METRIC, MODE, RESULT_FILE, damaged_state_file,
                                          leaderboard_row, ray_state_files, trial_points)
 
-MIN_GRACE_S, MAX_GRACE_S, GRACE_SHARE = 3.0, 300.0, 1 / 80  # the first rung: this share of the search's time
+MIN_GRACE_S, MAX_GRACE_S, GRACE_SHARE = 3.0, 300.0, 1 / 120  # the first rung: this share of the search's time
+# (with an 80th the laptop main job ranked 31-39 trials, spending most of its time on trials promoted past the
+# second rung; with a 120th, 59: BENCHMARKS 11a)
 EXPLORED_PER_FAMILY = 2  # variations of each family's starting point tried before TPE takes over
-EXPERIMENT_END_S = 20.0  # from the search's stop to its end: the trials' last checkpoints and Ray's state (17 s on
-                         # a laptop, whose refit then found no room: BENCHMARKS 11a)
+EXPERIMENT_END_S = 10.0  # from the search's stop and its running trials' last reports to its end: Ray's state and
+                         # the trials' workers (4-10 s on a laptop, BENCHMARKS 11a)
 PACE_TIMEOUT_S = 120.0  # to time the networks before the search; an autoscaling cluster may wait longer
 PROGRESS_EVERY_S = 30.0  # a progress line every half minute: often enough to follow, rare enough to read
 SLOW_EPOCH_S = 5.0  # epochs longer than this get their progress shown within the epoch
@@ -57,7 +59,7 @@ class SearchSettings:
     searcher: str = defaults.SEARCHER
     scheduler: str = defaults.SCHEDULER
     grace_period_s: float | None = None   # ASHA: seconds of training every trial gets before it can be stopped
-                                          # (None: an eightieth of the budget, 3 s to 5 minutes)
+                                          # (None: a 120th of the budget, 3 s to 5 minutes)
     reduction_factor: int = defaults.REDUCTION_FACTOR  # ASHA: keep the best 1/reduction_factor at each rung
     budget: EpochBudget = field(default_factory=EpochBudget)
     cpus_per_trial: float = defaults.CPUS_PER_TRIAL
