@@ -318,8 +318,8 @@ REFIT_SEEDS = 2  # at most this many refit networks of one member, each from ano
 
 def _refit(run_dir: Path, plan: Plan, summary: EnsembleSummary, members: list, settings,
            seconds: float | None) -> EnsembleSummary:
-    """Retrains each network of the ensemble on every labelled row, for the epochs its trial's best
-    epoch found (the same passes over more rows, so its steps grow with the rows), keeping averaged
+    """Retrains each network of the ensemble on every labelled row, for `refit_epochs` (the same passes
+    over more rows, so its steps grow with the rows), keeping averaged
     weights; the refit networks replace the search's in the bundle. Selection and the decision rule
     stay those fitted on the search's validation predictions. Within `seconds`, networks are refit
     heaviest first while their estimated time (from their trial's pace) fits; a network whose refit
@@ -338,7 +338,7 @@ def _refit(run_dir: Path, plan: Plan, summary: EnsembleSummary, members: list, s
     configs, estimates = {}, {}
     for member in summary.members:
         description = described[member.trial]
-        epochs = max(1, int(description["kept_epoch"]))
+        epochs = refit_epochs(description)
         estimates[member.trial] = refit_estimate_s(description["seconds"], description["epochs_trained"], epochs,
                                                    row_ratio)
         sampled = description["sampled"]
@@ -385,6 +385,17 @@ def _refit(run_dir: Path, plan: Plan, summary: EnsembleSummary, members: list, s
         print(f"warning: {unfinished} refit(s) did not finish in time; those networks ship as the search trained them",
               file=sys.stderr)
     return summary
+
+
+def refit_epochs(description: dict) -> int:
+    """The epochs a member's refit trains (its checkpoint's config.json as `description`): the trial's
+    whole schedule where the trial ran it to the end, as the long trials of a short budget do (the
+    schedule that was validated, and the time the plan reserved: `pipeline._training_seconds_with_refit`);
+    otherwise the epoch the trial kept, as ASHA or the deadline stopped it mid-schedule."""
+    scheduled = int(description["sampled"]["train"]["epochs"])
+    if int(description["epochs_trained"]) >= scheduled:
+        return scheduled
+    return max(1, int(description["kept_epoch"]))
 
 
 def refit_estimate_s(seconds: float, epochs_trained: int, refit_epochs: int, row_ratio: float) -> float:

@@ -86,6 +86,19 @@ def test_the_refit_trains_further_seeds_only_on_slots_no_network_needs():
     assert plan_refit({"a": 100.0}, 2, 20.0, seeds=2) == ({}, 0.0)
 
 
+def test_a_trial_that_ran_its_whole_schedule_is_refit_for_all_of_it():
+    """The long trials of a short budget run their one-cycle schedules to the end, and the plan reserves
+    their refit for all of it; a trial stopped mid-schedule is refit for the epoch it kept."""
+    from ecgtune.experiment import refit_epochs
+
+    def described(trained: int, kept: int) -> dict:
+        return {"sampled": {"train": {"epochs": 31}}, "epochs_trained": trained, "kept_epoch": kept}
+
+    assert refit_epochs(described(31, 27)) == 31
+    assert refit_epochs(described(12, 9)) == 9, "ASHA stopped it"
+    assert refit_epochs(described(1, 0)) == 1, "nothing kept yet: one epoch at least"
+
+
 def test_the_refit_trains_its_networks_in_the_planned_order():
     """Tune starts a grid's trials in the grid's order, so the refit's heaviest network starts first,
     not the one whose name sorts first (a laptop run refit four light networks and ran out of time for
