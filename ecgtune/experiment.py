@@ -319,13 +319,13 @@ REFIT_SEEDS = 2  # at most this many refit networks of one member, each from ano
 def _refit(run_dir: Path, plan: Plan, summary: EnsembleSummary, members: list, settings,
            seconds: float | None) -> EnsembleSummary:
     """Retrains each network of the ensemble on every labelled row, for `refit_epochs` (the same passes
-    over more rows, so its steps grow with the rows), keeping averaged
-    weights; the refit networks replace the search's in the bundle. Selection and the decision rule
-    stay those fitted on the search's validation predictions. Within `seconds`, networks are refit
-    heaviest first while their estimated time (from their trial's pace) fits; a network whose refit
-    did not finish ships as the search trained it. Parallel slots that no network needs train further
-    seeds of the refit networks (`plan_refit`), unless a prediction budget bounds the networks: a member
-    then ships as the average of its seeds (BENCHMARKS 11g)."""
+    over more rows, so its steps grow with the rows), keeping averaged weights; the refit networks
+    replace the search's in the bundle. Selection and the decision rule stay those fitted on the
+    search's validation predictions. Within `seconds`, networks are refit heaviest first while their
+    estimated time (from their trial's pace) fits; a network whose refit did not finish ships as the
+    search trained it. Parallel slots that no network needs train further seeds of the refit networks
+    (`plan_refit`), unless a prediction budget bounds the networks: a member then ships as the average
+    of its seeds (BENCHMARKS 11g)."""
     from ecgtune.ensemble.library import fold_trial_name
     from ecgtune.raytune.tune_folds import retrain
     from ecgtune.raytune.tune_layout import latest_checkpoints
@@ -338,9 +338,11 @@ def _refit(run_dir: Path, plan: Plan, summary: EnsembleSummary, members: list, s
     configs, estimates = {}, {}
     for member in summary.members:
         description = described[member.trial]
-        epochs = refit_epochs(description)
-        estimates[member.trial] = refit_estimate_s(description["seconds"], description["epochs_trained"], epochs,
-                                                   row_ratio)
+        for epochs in refit_epochs(description):  # the longest that fits, or the shortest for `plan_refit` to drop
+            estimates[member.trial] = refit_estimate_s(description["seconds"], description["epochs_trained"], epochs,
+                                                       row_ratio)
+            if seconds is None or refit_margin(estimates[member.trial]) <= seconds:
+                break
         sampled = description["sampled"]
         train = {**sampled["train"], "epochs": epochs, "keep": "last", "ema_horizon": REFIT_EMA_HORIZON}
         configs[member.trial] = {**sampled, "train": train}
@@ -387,15 +389,15 @@ def _refit(run_dir: Path, plan: Plan, summary: EnsembleSummary, members: list, s
     return summary
 
 
-def refit_epochs(description: dict) -> int:
-    """The epochs a member's refit trains (its checkpoint's config.json as `description`): the trial's
-    whole schedule where the trial ran it to the end, as the long trials of a short budget do (the
-    schedule that was validated, and the time the plan reserved: `pipeline._training_seconds_with_refit`);
-    otherwise the epoch the trial kept, as ASHA or the deadline stopped it mid-schedule."""
+def refit_epochs(description: dict) -> list[int]:
+    """The epochs a member's refit may train (its checkpoint's config.json as `description`), longest
+    first: the trial's whole schedule where the trial ran it to the end, as the long trials of a short
+    budget do (the schedule that was validated, and the time the plan reserved:
+    `pipeline._training_seconds_with_refit`), then the epoch the trial kept; only the kept epoch where
+    ASHA or the deadline stopped the trial mid-schedule."""
+    kept = max(1, int(description["kept_epoch"]))
     scheduled = int(description["sampled"]["train"]["epochs"])
-    if int(description["epochs_trained"]) >= scheduled:
-        return scheduled
-    return max(1, int(description["kept_epoch"]))
+    return [scheduled, kept] if int(description["epochs_trained"]) >= scheduled > kept else [kept]
 
 
 def refit_estimate_s(seconds: float, epochs_trained: int, refit_epochs: int, row_ratio: float) -> float:

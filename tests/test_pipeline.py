@@ -68,7 +68,8 @@ def test_the_search_ends_early_enough_to_refit_its_best_trial(fake_time):
 def test_the_refit_gets_what_the_search_left_but_the_finishing_reserve(fake_time):
     clock = pipeline.Clock(480.0)
     fake_time.now += 400.0
-    assert pipeline._refit_seconds(clock) == pytest.approx(80.0 - max(pipeline.FINISH_MIN_S, pipeline.FINISH_SHARE * 480.0))
+    finishing = max(pipeline.FINISH_MIN_S, pipeline.FINISH_SHARE * 480.0)
+    assert pipeline._refit_seconds(clock) == pytest.approx(80.0 - finishing)
     fake_time.now += 100.0  # the search overran: nothing left for the refit, never a negative time
     assert pipeline._refit_seconds(clock) == 0.0
 
@@ -86,17 +87,19 @@ def test_the_refit_trains_further_seeds_only_on_slots_no_network_needs():
     assert plan_refit({"a": 100.0}, 2, 20.0, seeds=2) == ({}, 0.0)
 
 
-def test_a_trial_that_ran_its_whole_schedule_is_refit_for_all_of_it():
+def test_a_trial_that_ran_its_whole_schedule_is_refit_for_all_of_it_where_that_fits():
     """The long trials of a short budget run their one-cycle schedules to the end, and the plan reserves
-    their refit for all of it; a trial stopped mid-schedule is refit for the epoch it kept."""
+    their refit for all of it; where that does not fit (the trials trained slower than timed), the kept
+    epoch does. A trial stopped mid-schedule is refit for the epoch it kept."""
     from ecgtune.experiment import refit_epochs
 
     def described(trained: int, kept: int) -> dict:
         return {"sampled": {"train": {"epochs": 31}}, "epochs_trained": trained, "kept_epoch": kept}
 
-    assert refit_epochs(described(31, 27)) == 31
-    assert refit_epochs(described(12, 9)) == 9, "ASHA stopped it"
-    assert refit_epochs(described(1, 0)) == 1, "nothing kept yet: one epoch at least"
+    assert refit_epochs(described(31, 27)) == [31, 27]
+    assert refit_epochs(described(31, 31)) == [31]
+    assert refit_epochs(described(12, 9)) == [9], "ASHA stopped it"
+    assert refit_epochs(described(1, 0)) == [1], "nothing kept yet: one epoch at least"
 
 
 def test_the_refit_trains_its_networks_in_the_planned_order():

@@ -39,7 +39,7 @@ MIN_GRACE_S, MAX_GRACE_S, GRACE_SHARE = 3.0, 300.0, 1 / 120  # the first rung: t
 # second rung; with a 120th, 59: BENCHMARKS 11a)
 EXPLORED_PER_FAMILY = 2  # variations of each family's starting point tried before TPE takes over
 EXPERIMENT_END_S = 10.0  # from the search's stop and its running trials' last reports to its end: Ray's state and
-                         # the trials' workers (4-10 s on a laptop, BENCHMARKS 11a)
+                         # the trials' workers (0.7 and 10.3 s on a laptop, BENCHMARKS 11a)
 PACE_TIMEOUT_S = 120.0  # to time the networks before the search; an autoscaling cluster may wait longer
 PROGRESS_EVERY_S = 30.0  # a progress line every half minute: often enough to follow, rare enough to read
 SLOW_EPOCH_S = 5.0  # epochs longer than this get their progress shown within the epoch
