@@ -417,13 +417,13 @@ def test_a_budget_too_short_to_search_trains_one_long_trial_per_slot(tmp_path, b
     assert tune_search.first_points(long_settings) == settled.long_trial_points, "the searcher tries exactly these"
 
 
-@pytest.mark.parametrize("long_pace, trials, epochs", [(1e-3, 2, 40), (2.5e-4, 4, 80)])
+@pytest.mark.parametrize("long_pace, trials, epoch_s", [(1e-3, 2, 20.0), (2.5e-4, 4, 10.0)])
 def test_long_trials_past_their_useful_epochs_train_twice_as_many_networks(tmp_path, beats, monkeypatch,
-                                                                           long_pace, trials, epochs):
-    """With the timer faked: 950 s of search at 20 s an epoch buy 95 epochs over two slots, too few to
-    search. Networks timed at 20 s an epoch then get 40 epochs each, alone on their slot (two would get
-    20, under LONG_TRIAL_EPOCHS); at 5 s, two networks share each slot at 80 epochs each: four networks
-    instead of two of 161."""
+                                                                           long_pace, trials, epoch_s):
+    """With the timer faked: 980 s of search at 20 s an epoch buy 98 epochs over two slots, too few to
+    search. Networks timed at 20 s an epoch then get 41 epochs each (85 % of the search), alone on their
+    slot (two would get 20, under LONG_TRIAL_EPOCHS); at 5 s, two networks share each slot at 83 epochs
+    each: four networks instead of two of 166."""
     from ecgtune import experiment, pipeline
 
     data, _, _ = beats
@@ -439,16 +439,24 @@ def test_long_trials_past_their_useful_epochs_train_twice_as_many_networks(tmp_p
     monkeypatch.setattr(tune_search, "measure_pace", measure_pace)
     settled = pipeline.settle_epochs(plan, settings, pipeline.Clock(1000.0), data, 20_000)
     assert settled.num_samples == trials and settled.long_trials and settled.scheduler == "fifo"
-    assert settled.long_trial_points[0]["train/epochs"] == epochs, "the portfolio's first, on the rows as they are"
+    slot_s = _long_trial_slot_seconds(1000.0)
+    assert settled.long_trial_points[0]["train/epochs"] == int(slot_s / epoch_s), "the portfolio's first, as it is"
     assert len(timings) == (3 if trials == 4 else 2), "partners are timed only where one could fit"
+
+
+def _long_trial_slot_seconds(budget_s: float) -> float:
+    """A long-trial slot's training seconds in a run of `budget_s` with the clock standing still."""
+    from ecgtune import pipeline
+
+    return pipeline.LONG_TRIAL_SHARE * (budget_s - max(pipeline.FINISH_MIN_S, pipeline.FINISH_SHARE * budget_s))
 
 
 @pytest.mark.parametrize("epoch_s, refit", [(20.0, False), (8.0, True)])
 def test_long_trials_leave_time_to_refit_their_networks_where_they_still_train_long(tmp_path, beats, monkeypatch,
                                                                                   capsys, epoch_s, refit):
-    """With the timer faked: 950 s of search at 20 s an epoch of 20,000 rows are too few to search. Long
-    trials at 20 s an epoch would get 15 epochs if they were also to be refit on every row, under
-    LONG_TRIAL_EPOCHS, so each trains alone for the whole search; at 8 s they get 39, and their refit
+    """With the timer faked: 980 s of search at 20 s an epoch of 20,000 rows are too few to search. Long
+    trials at 20 s an epoch would get 16 epochs if they were also to be refit on every row, under
+    LONG_TRIAL_EPOCHS, so each trains alone for the whole search; at 8 s they get 41, and their refit
     on 4/3 the rows fits in the search's time with the refit's margin and the Ray experiments' ends."""
     from ecgtune import experiment, pipeline
     from ecgtune.experiment import refit_margin
@@ -509,12 +517,13 @@ def test_a_slot_shares_its_time_only_with_a_partner_that_fits(tmp_path, beats, m
     monkeypatch.setattr(tune_search, "measure_pace", measure_pace)
     settled = pipeline.settle_epochs(plan, settings, pipeline.Clock(1000.0), data, 20_000)
     points = settled.long_trial_points
-    # 807.5 s a slot; 5 s an epoch of 20,000 rows, more with SMOTE: the warm point and the portfolio's
+    # 833 s a slot; 5 s an epoch of 20,000 rows, more with SMOTE: the warm point and the portfolio's
     # first train first; the portfolio's second shares the quicker one's slot, resnet1d's start the other
+    slot_s = _long_trial_slot_seconds(1000.0)
     smote_epoch_s = 5.0 * rows_per_epoch(data.labels, "smote") / len(data.labels)
     assert smote_epoch_s > 7.5, "the synthetic beats are imbalanced"
     assert [point["family"] for point in points] == ["dilated_cnn", "dilated_cnn", "dilated_cnn", "resnet1d"]
     assert points[0]["data/imbalance"] == "smote"
-    shared = int(807.5 / (smote_epoch_s + 5.0))
-    assert [point["train/epochs"] for point in points] == [shared, 80, 80, shared]
+    shared, paired = int(slot_s / (smote_epoch_s + 5.0)), int(slot_s / 10.0)
+    assert [point["train/epochs"] for point in points] == [shared, paired, paired, shared]
     assert shared >= pipeline.LONG_TRIAL_EPOCHS
