@@ -350,10 +350,9 @@ def _refit(run_dir: Path, plan: Plan, summary: EnsembleSummary, members: list, s
                                           REFIT_SEEDS if summary.predict_budget is None else 1)
     networks = {trial: [trial if seed == 0 else f"{trial}-seed{seed}" for seed in of] for trial, of in planned.items()}
     seeds = {name: seed for trial, of in planned.items() for name, seed in zip(networks[trial], of)}
+    member_of = {name: trial for trial, names in networks.items() for name in names}
     # Tune starts them in this order, as planned: each member's first network, heaviest first, then the seeds
-    ordered = sorted((seed, rank, name, trial) for rank, (trial, names) in enumerate(networks.items())
-                     for seed, name in zip(planned[trial], names))
-    configs = {name: configs[trial] for _, _, name, trial in ordered}
+    configs = {name: configs[member_of[name]] for name in sorted(seeds, key=seeds.get)}
     summary.refit = Refit(rows=len(data), planned_seconds=planned_seconds, networks=0)
     if not configs:
         print("refit: no time left to retrain any network on every row; the search's networks ship", file=sys.stderr)
