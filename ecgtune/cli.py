@@ -116,7 +116,7 @@ def add_search_ensemble_arguments(group, defaults_from_search: bool = False) -> 
                             f"validation abs-sum; 0: no limit (default: {said}0)")
     group.add_argument("--no-refit", action="store_true",
                        help="ship the networks as the search trained them, without retraining them on every "
-                            "labelled row (default: refit, unless --folds)")
+                            "labelled row (default: refit, unless --folds or --smoke)")
     group.add_argument("--folds", type=_fold_count, default=None if defaults_from_search else folds,
                        help="K > 1: retrain the ensemble's best configurations on K folds of every labelled row, "
                             "then select and threshold on their out-of-fold predictions; the bundle averages "
@@ -204,7 +204,7 @@ def add_search_arguments(parser: argparse.ArgumentParser) -> None:
     where.add_argument("--no-cache", action="store_true", help="neither read nor write the parse cache")
     where.add_argument("--smoke", action="store_true",
                        help=f"a quick check: {defaults.SMOKE_ROWS} synthetic rows, {defaults.SMOKE_SAMPLES} trials of "
-                            f"{defaults.SMOKE_EPOCHS[0]}-{defaults.SMOKE_EPOCHS[1]} epochs")
+                            f"{defaults.SMOKE_EPOCHS[0]}-{defaults.SMOKE_EPOCHS[1]} epochs, no refit")
     add_search_ensemble_arguments(parser.add_argument_group("the ensemble built after the search"))
 
 
@@ -348,7 +348,8 @@ def _search_plan(args: argparse.Namespace):
         fold_members=args.fold_members,
         fold_epochs=args.fold_epochs,
         predict_budget=_zero_is_no_limit(args.predict_budget),
-        refit=not args.no_refit,
+        # the refit's own Ray experiment costs a smoke run a fifth of its minute and shows nothing on its rows
+        refit=not (args.no_refit or smoke),
         warm_start=str(args.warm_start.resolve()) if args.warm_start else None,
         tracker=args.tracker,
     )

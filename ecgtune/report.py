@@ -90,6 +90,8 @@ def format_ensemble(summary: EnsembleSummary) -> str:
                   f"{summary.holdout.validation_rows} rows.)")
     else:
         title = f"Ensemble of {len(summary.members)} members (from a library of {len(summary.library)})"
+        if summary.refit is None:
+            title += ", not refit: its networks ship as the search trained them"
         caveat = "(The ensemble was selected on these rows, so its figures are optimistic.)"
     if rule.is_argmax:
         decision = (f"argmax (learned thresholds scored "

@@ -58,7 +58,7 @@ def test_search_from_a_dataframe_predicts_what_the_command_writes(tmp_path):
         import json, pandas as pd, ecgtune
         experiment = ecgtune.search(pd.read_pickle({str(tmp_path / 'train.pkl')!r}), families=["plain_cnn"],
                                     smoke=True, name="api", runs_dir={str(tmp_path)!r}, num_samples=2,
-                                    time_budget_minutes=None, no_refit=True)
+                                    time_budget_minutes=None)
         print(json.dumps({{"path": str(experiment.path), "bundle": str(experiment.bundle_path),
                           "report": str(experiment.report_path), "trials": len(experiment.leaderboard),
                           "columns": list(experiment.leaderboard.columns), "scores": experiment.scores}}))
@@ -66,6 +66,7 @@ def test_search_from_a_dataframe_predicts_what_the_command_writes(tmp_path):
     result = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
     described = json.loads(result.stdout.strip().splitlines()[-1])
+    assert "not refit: its networks ship as the search trained them" in result.stdout, "a smoke run skips the refit"
     run_dir = tmp_path / "api"
     assert described["path"] == str(run_dir) and (run_dir / "data.parquet").is_file(), "the data kept for --resume"
     assert described["trials"] >= 1 and described["columns"][:3] == ["rank", "family", "trial_id"]

@@ -8,7 +8,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from ecgtune.cli import parse_families
+from ecgtune.cli import _search_plan, parse_families, parse_search_arguments
 from ecgtune.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -26,14 +26,22 @@ def test_arch_all_and_lists():
         parse_families("plain_cnn,lenet")
 
 
+
+def test_the_smoke_run_skips_the_refit(tmp_path):
+    smoke_plan, _ = _search_plan(parse_search_arguments(["--smoke", "--runs-dir", str(tmp_path)]))
+    assert smoke_plan.rows == 3000 and smoke_plan.num_samples == 6 and not smoke_plan.refit
+    plan, _ = _search_plan(parse_search_arguments(["--runs-dir", str(tmp_path)]))
+    assert plan.refit
+
+
 @pytest.fixture(scope="module")
 def smoke(tmp_path_factory):
-    """One smoke search over every family, tracked in MLflow, shared by the tests below: each checks one
-    thing it left, so that an early failure does not hide the rest. They run in this file's order; the
-    later ones rebuild its ensemble."""
+    """One search of the smoke run's size over every family, with the refit that `--smoke` skips, tracked
+    in MLflow, shared by the tests below: each checks one thing it left, so that an early failure does not
+    hide the rest. They run in this file's order; the later ones rebuild its ensemble."""
     runs_dir = tmp_path_factory.mktemp("runs")
-    result = _search(runs_dir, "--arch", "all", "--smoke", "--name", "smoke", "--predict-budget", "0",
-                     "--tracker", "mlflow")
+    result = _search(runs_dir, "--arch", "all", "--rows", "3000", "--num-samples", "6", "--min-epochs", "4",
+                     "--max-epochs", "6", "--name", "smoke", "--predict-budget", "0", "--tracker", "mlflow")
     assert result.returncode == 0, result.stderr[-3000:]
     with open(runs_dir / "smoke" / "leaderboard.csv") as stream:
         rows = list(csv.DictReader(stream))
