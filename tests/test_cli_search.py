@@ -110,7 +110,8 @@ def test_wandb_tracks_every_trial_and_the_ensemble(tmp_path):
 
 
 def test_the_smoke_study_is_on_disk(smoke):
-    """The search's Optuna study is on disk, with a finished trial for every ranked one."""
+    """The search's Optuna study is on disk, with a finished trial for every ranked one, and no first
+    point left queued beyond the trials the search ran."""
     import optuna
     from optuna.storages import JournalStorage
     from optuna.storages.journal import JournalFileBackend
@@ -120,6 +121,7 @@ def test_the_smoke_study_is_on_disk(smoke):
     completed = study.get_trials(states=(optuna.trial.TrialState.COMPLETE,))
     assert len(completed) >= len(smoke.rows) and {trial.params["family"] for trial in completed} >= {
         row["family"] for row in smoke.rows}
+    assert not study.get_trials(states=(optuna.trial.TrialState.WAITING,))
 
 
 def test_the_smoke_trials_and_ensemble_are_tracked_in_mlflow(smoke):

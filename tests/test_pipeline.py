@@ -251,7 +251,8 @@ def test_a_warm_start_tries_the_earlier_best_first_and_passes_its_scores_on_the_
     earlier = pipeline._earlier_trials(plan)
     assert [trial.value for trial in earlier] == [10.0, 20.0, 30.0], "best first, only the searched families"
     settings = SearchSettings(families=["plain_cnn"], name="new", storage=str(tmp_path), budget=EpochBudget(2, 3),
-                              journal=str(tmp_path / "new.journal"), warm_points=[t.params for t in earlier])
+                              journal=str(tmp_path / "new" / "optuna.journal"),  # the run's folder: not made yet
+                              warm_points=[t.params for t in earlier])
     first = first_points(settings)
     assert [point["train/lr"] for point in first[:3]] == [0.002, 0.003, 0.001]
     assert all(point["train/epochs"] == 3 for point in first[:3]), "epochs brought within this search's range"

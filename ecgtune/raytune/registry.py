@@ -7,8 +7,10 @@ before Ray is imported.
 
 from __future__ import annotations
 
+import logging
 import warnings
 from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ecgtune.raytune.tune_layout import METRIC, MODE
@@ -45,8 +47,9 @@ def _optuna_tpe(settings: SearchSettings):
         sampler = optuna.samplers.TPESampler(multivariate=True, group=True, constant_liar=True, seed=settings.seed)
     from ecgtune.raytune.tune_search import first_points
 
+    # a first point past the trials to run would wait in the journal for good, queued in optuna-dashboard
     return OptunaSearch(search_space(settings.families, settings.budget), metric=METRIC, mode=MODE, sampler=sampler,
-                        points_to_evaluate=first_points(settings), **study_storage(settings))
+                        points_to_evaluate=first_points(settings)[:settings.num_samples], **study_storage(settings))
 
 
 def _optuna_random(settings: SearchSettings):
@@ -67,6 +70,8 @@ def study_storage(settings: SearchSettings) -> dict:
     from optuna.storages import JournalStorage
     from optuna.storages.journal import JournalFileBackend
 
+    # a warm start records the earlier trials before anything else has made the run's folder
+    Path(settings.journal).parent.mkdir(parents=True, exist_ok=True)
     return {"study_name": settings.name, "storage": JournalStorage(JournalFileBackend(settings.journal))}
 
 
@@ -91,6 +96,9 @@ def _fifo(settings: SearchSettings):
 
 def _mlflow_logger(settings: SearchSettings):
     from ray.air.integrations.mlflow import MLflowLoggerCallback
+
+    # MLflow announces, at INFO, that it creates and updates its new database's tables
+    logging.getLogger("mlflow.store.db.utils").setLevel(logging.WARNING)
 
     return MLflowLoggerCallback(tracking_uri=settings.tracking_uri, experiment_name=settings.name,
                                 tags={"ecgtune": "trial"})
