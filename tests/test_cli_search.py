@@ -26,7 +26,6 @@ def test_arch_all_and_lists():
         parse_families("plain_cnn,lenet")
 
 
-
 def test_the_smoke_run_skips_the_refit(tmp_path):
     smoke_plan, _ = _search_plan(parse_search_arguments(["--smoke", "--runs-dir", str(tmp_path)]))
     assert smoke_plan.rows == 3000 and smoke_plan.num_samples == 6 and not smoke_plan.refit
