@@ -161,8 +161,9 @@ def add_search_arguments(parser: argparse.ArgumentParser) -> None:
                       help=f"seed of the split, the sampler and the trials (default {defaults.SEED})")
 
     how = parser.add_argument_group("how to search")
-    how.add_argument("--num-samples", type=_positive_int, default=defaults.NUM_SAMPLES,
-                     help=f"trials in total, all families together (default {defaults.NUM_SAMPLES})")
+    how.add_argument("--num-samples", type=_positive_int,
+                     help=f"trials in total, all families together (default: as many as the time budget allows; "
+                          f"{defaults.NUM_SAMPLES} without one)")
     how.add_argument("--time-budget", type=_non_negative_float, metavar="MINUTES", default=defaults.TIME_BUDGET_MINUTES,
                      help=f"the whole run's minutes: search, refit, ensemble, export and report (default "
                           f"{defaults.TIME_BUDGET_MINUTES:g}; 0: no limit)")
@@ -329,6 +330,7 @@ def _search_plan(args: argparse.Namespace):
     if args.reduction_factor < 2:
         raise EcgtuneError(f"--reduction-factor must be at least 2, got {args.reduction_factor}")
     storage, smoke = args.storage or str(run_dir.parent), args.smoke
+    time_budget_s = None if _zero_is_no_limit(args.time_budget) is None else args.time_budget * 60
     plan = experiment.Plan(
         families=parse_families(args.arch),
         storage=storage if is_remote(storage) else str(Path(storage).resolve()),
@@ -336,8 +338,8 @@ def _search_plan(args: argparse.Namespace):
         rows=args.rows or (defaults.SMOKE_ROWS if smoke else defaults.SYNTHETIC_ROWS),
         val_fraction=args.val_fraction,
         seed=args.seed,
-        num_samples=min(args.num_samples, defaults.SMOKE_SAMPLES) if smoke else args.num_samples,
-        time_budget_s=None if _zero_is_no_limit(args.time_budget) is None else args.time_budget * 60,
+        num_samples=_trial_limit(args.num_samples, time_budget_s, smoke),
+        time_budget_s=time_budget_s,
         searcher=args.searcher,
         scheduler=args.scheduler,
         grace_period_s=args.grace_period,
@@ -354,6 +356,16 @@ def _search_plan(args: argparse.Namespace):
         tracker=args.tracker,
     )
     return plan, run_dir
+
+
+def _trial_limit(num_samples: int | None, time_budget_s: float | None, smoke: bool) -> int | None:
+    """The search's number of trials: the one given, else none with a time budget (the clock ends the
+    search) and the default without; a smoke run's few at most."""
+    if smoke:
+        return min(num_samples or defaults.SMOKE_SAMPLES, defaults.SMOKE_SAMPLES)
+    if num_samples is not None or time_budget_s is not None:
+        return num_samples
+    return defaults.NUM_SAMPLES
 
 
 def _resources(args: argparse.Namespace):

@@ -8,7 +8,8 @@ SEED = 0                    # the split, the sampler and every trial's initialis
 
 # the search
 TIME_BUDGET_MINUTES = 8.0   # the whole run: search, refit, ensemble, export and report
-NUM_SAMPLES = 100           # trials at most; with a time budget the clock usually ends the search first
+NUM_SAMPLES = 100           # trials at most without a time budget; with one, only the clock ends the search
+                            # (a GPU's eight slots ran 100 trials in 2.1 of a 4-minute run's 3.3: BENCHMARKS 11k)
 SEARCHER = "optuna"         # multivariate TPE after the portfolio and every family's starting points
 SCHEDULER = "asha"          # stops weak trials at equal training time
 REDUCTION_FACTOR = 3        # ASHA keeps the best third at each rung

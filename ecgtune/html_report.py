@@ -79,7 +79,9 @@ def _overview(run_dir: Path, plan: Plan, histories: dict, summary: EnsembleSumma
         ("rows", f"{fingerprint.get('rows', '?')} x {fingerprint.get('signal_length', '?')} samples, class counts "
                  f"{fingerprint.get('class_counts', '?')}"),
         ("families", ", ".join(plan.families)),
-        ("search", f"{plan.searcher} + {plan.scheduler}, {plan.num_samples} trials at most"
+        ("search", f"{plan.searcher} + {plan.scheduler}, "
+                   + ("as many trials as the time allows" if plan.num_samples is None else
+                      f"{plan.num_samples} trials at most")
                    + (f", {plan.time_budget_s / 60:g} min budget" if plan.time_budget_s else "")),
         ("trials that reported", str(len(histories))),
         ("validation", f"stratified {plan.val_fraction:.0%} holdout, seed {plan.seed}"),

@@ -33,6 +33,16 @@ def test_the_smoke_run_skips_the_refit(tmp_path):
     assert plan.refit
 
 
+def test_a_time_budget_alone_limits_the_trials(tmp_path):
+    def trials(*flags):
+        return _search_plan(parse_search_arguments(["--runs-dir", str(tmp_path), *flags]))[0].num_samples
+
+    assert trials() is None, "with a time budget the clock ends the search, however fast the trials"
+    assert trials("--time-budget", "0") == 100, "without one a number of trials must end it"
+    assert trials("--num-samples", "7") == 7
+    assert trials("--smoke", "--num-samples", "3") == 3
+
+
 @pytest.fixture(scope="module")
 def smoke(tmp_path_factory):
     """One search of the smoke run's size over every family, with the refit that `--smoke` skips, tracked

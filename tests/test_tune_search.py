@@ -19,6 +19,7 @@ ray = pytest.importorskip("ray")
 from ray import tune  # noqa: E402
 
 from ecgtune import trust  # noqa: E402
+from ecgtune.errors import ConfigError  # noqa: E402
 from ecgtune.checkpoint import CONFIG_FILE, PROBS_FILE, STATE_FILE, WEIGHTS_FILE  # noqa: E402
 from ecgtune.data import holdout_split, make_synthetic  # noqa: E402
 from ecgtune.models import create_model  # noqa: E402
@@ -374,6 +375,22 @@ def test_the_searcher_fills_every_slot_at_once(tmp_path, beats):
     most_at_once = max(sum(start <= moment < end for start, end in spans) for moment, _ in spans)
     assert most_at_once == slots
     assert tune_search.MAX_PENDING_VARIABLE not in os.environ, "the process's environment is left as it was"
+
+
+def trial_that_reports_at_once(config, **kwargs):
+    tune.report({"val_abs_sum": 1.0})
+
+
+def test_without_a_number_of_trials_the_clock_ends_the_search(tmp_path, beats):
+    from ecgtune.raytune.tune_search import first_points
+
+    settings = _settings(tmp_path, num_samples=None, time_budget_s=15.0, scheduler="fifo")
+    started = time.monotonic()
+    results = run(settings, *beats, trainable=trial_that_reports_at_once)
+    assert time.monotonic() - started >= settings.time_budget_s
+    assert len(results) > len(first_points(settings)), "the searcher went on past its first points"
+    with pytest.raises(ConfigError, match="needs a number of trials"):
+        _settings(tmp_path, num_samples=None)
 
 
 def test_the_pace_is_measured_as_the_trials_would_train(tmp_path):

@@ -54,7 +54,7 @@ class SearchSettings:
     families: Sequence[str]
     name: str
     storage: str                          # absolute local path or a URI such as s3://bucket/path
-    num_samples: int = defaults.NUM_SAMPLES  # trials in total, all families together
+    num_samples: int | None = defaults.NUM_SAMPLES  # trials in total, all families (None: until the time budget)
     time_budget_s: float | None = None    # stop the whole search after this many seconds
     searcher: str = defaults.SEARCHER
     scheduler: str = defaults.SCHEDULER
@@ -82,6 +82,8 @@ class SearchSettings:
             raise ConfigError(f"unknown searcher {self.searcher!r}; valid: {', '.join(SEARCHERS)}")
         if self.scheduler not in SCHEDULERS:
             raise ConfigError(f"unknown scheduler {self.scheduler!r}; valid: {', '.join(SCHEDULERS)}")
+        if self.num_samples is None and self.time_budget_s is None:
+            raise ConfigError("a search without a time budget needs a number of trials (--num-samples)")
 
     @property
     def experiment_path(self) -> str:
@@ -289,7 +291,7 @@ def build_tuner(settings: SearchSettings, data: HeartbeatData, train_rows: np.nd
     """A new experiment."""
     tune_config = tune.TuneConfig(
         metric=METRIC, mode=MODE, search_alg=make_searcher(settings), scheduler=make_scheduler(settings),
-        num_samples=settings.num_samples, max_concurrent_trials=settings.max_concurrent,
+        num_samples=-1 if settings.num_samples is None else settings.num_samples, max_concurrent_trials=settings.max_concurrent,
         time_budget_s=settings.time_budget_s, trial_name_creator=_trial_name, trial_dirname_creator=_trial_name,
         # On one machine a trial's worker process outlives it, sparing each new trial a process start and
         # its imports (a quarter of a laptop search's time went to them); on a cluster a fresh process
@@ -455,9 +457,10 @@ def _rebuilt_tuner(settings: SearchSettings, data: HeartbeatData, train_rows: np
     print(f"warning: Ray's state in {experiment} is unreadable ({error}); rebuilt from its "
           f"{len(trials)} trial folder(s), which are all kept. Ray's damaged files are in {aside}", file=sys.stderr)
     _close_orphaned_trials(settings)
-    if len(trials) >= settings.num_samples:
+    if settings.num_samples is not None and len(trials) >= settings.num_samples:
         return None
-    left = replace(settings, num_samples=settings.num_samples - len(trials), ran_points=trial_points(experiment))
+    left = replace(settings, num_samples=settings.num_samples and settings.num_samples - len(trials),
+                   ran_points=trial_points(experiment))
     return build_tuner(left, data, train_rows, val_rows, callbacks, trainable)
 
 
