@@ -45,7 +45,7 @@ class Plan:
     rows: int = defaults.SYNTHETIC_ROWS  # synthetic rows (ignored with a file)
     val_fraction: float = defaults.VAL_FRACTION
     seed: int = defaults.SEED
-    num_samples: int | None = defaults.NUM_SAMPLES  # None: as many trials as the time budget allows
+    num_samples: int | None = None  # None: as many trials as the time budget allows
     time_budget_s: float | None = defaults.TIME_BUDGET_MINUTES * 60  # None: no limit
     searcher: str = defaults.SEARCHER
     scheduler: str = defaults.SCHEDULER

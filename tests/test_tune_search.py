@@ -390,7 +390,7 @@ def test_without_a_number_of_trials_the_clock_ends_the_search(tmp_path, beats):
     assert time.monotonic() - started >= settings.time_budget_s
     assert len(results) > len(first_points(settings)), "the searcher went on past its first points"
     with pytest.raises(ConfigError, match="needs a number of trials"):
-        _settings(tmp_path, num_samples=None)
+        run(_settings(tmp_path, num_samples=None, name="endless"), *beats, trainable=trial_that_reports_at_once)
 
 
 def test_the_pace_is_measured_as_the_trials_would_train(tmp_path):
@@ -408,8 +408,9 @@ def test_a_budgeted_plan_gets_its_epoch_range_from_the_pace(tmp_path, beats, cap
     from ecgtune import experiment, pipeline
 
     data, train_rows, _ = beats
-    plan = experiment.Plan(families=["plain_cnn"], storage=str(tmp_path), rows=900, val_fraction=0.25, num_samples=2,
+    plan = experiment.Plan(families=["plain_cnn"], storage=str(tmp_path), rows=900, val_fraction=0.25,
                            time_budget_s=600.0)
+    assert plan.num_samples is None, "the clock, not a number of trials, ends a budgeted search"
     settings = pipeline.search_settings(plan, pipeline.Resources(), tmp_path / "exp")
     settled = pipeline.settle_epochs(plan, settings, pipeline.Clock(600.0), data, len(train_rows))
     assert 4 <= settled.min_epochs <= settled.max_epochs <= 200

@@ -82,8 +82,6 @@ class SearchSettings:
             raise ConfigError(f"unknown searcher {self.searcher!r}; valid: {', '.join(SEARCHERS)}")
         if self.scheduler not in SCHEDULERS:
             raise ConfigError(f"unknown scheduler {self.scheduler!r}; valid: {', '.join(SCHEDULERS)}")
-        if self.num_samples is None and self.time_budget_s is None:
-            raise ConfigError("a search without a time budget needs a number of trials (--num-samples)")
 
     @property
     def experiment_path(self) -> str:
@@ -289,6 +287,8 @@ def run_config(settings: SearchSettings, callbacks: Sequence | None = None,
 def build_tuner(settings: SearchSettings, data: HeartbeatData, train_rows: np.ndarray, val_rows: np.ndarray,
                 callbacks: Sequence | None = None, trainable: Callable = run_trial) -> tune.Tuner:
     """A new experiment."""
+    if settings.num_samples is None and settings.time_budget_s is None:
+        raise ConfigError("a search without a time budget needs a number of trials (--num-samples)")
     tune_config = tune.TuneConfig(
         metric=METRIC, mode=MODE, search_alg=make_searcher(settings), scheduler=make_scheduler(settings),
         num_samples=-1 if settings.num_samples is None else settings.num_samples, max_concurrent_trials=settings.max_concurrent,
