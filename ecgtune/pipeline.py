@@ -34,10 +34,11 @@ MIN_FREE_BYTES = 256 * 2**20  # a smoke search filled a 50 MB disk; checkpoints 
 MIN_VALIDATION_ROWS_PER_CLASS = 30  # below this a class's threshold moves with a row or two
 SEARCH_MIN_EPOCHS = 120  # epochs in all, over every trial: about 40 trials as ASHA cuts them. The laptop main job
                          # buys 129-195 (BENCHMARKS 11a: at 140 a new user's run went long)
-SLOW_EPOCH_S = 15.0  # an epoch this long on a slot is many rows on a slow device: real ECG on a CPU core takes 26-34 s,
-                     # the laptop main job's synthetic beats 2-5 s. Networks on that many rows kept learning for
-                     # 26-44 epochs (BENCHMARKS 11g), so such a search needs twice SEARCH_MIN_EPOCHS; 30 CPU
-                     # minutes of MIT-BIH buy 100-129 by the timing's noise, and one run that bought 129 searched
+MANY_ROWS = 20_000  # training rows of real ECG's size (MIT-BIH: 51,542; the laptop main job: 8,000). Networks on
+                   # that many rows kept learning for 26-44 epochs (BENCHMARKS 11g), so their search needs
+MANY_ROWS_SEARCH_EPOCHS = 480  # this many epochs in all: 30 CPU minutes bought 278 on a fast host and searched, 18 %
+                               # behind long trials on a slow one; one GPU bought 1,000-1,200 in 4 minutes and won
+                               # (11k). Rows, not seconds, decide: a faster host searched where a slow one had not
 WARM_START_POINTS = 8  # an earlier search's best configurations retrained first (`--warm-start`)
 LONG_TRIAL_SHARE = 0.85  # of the search's time for a long trial's training: its validation passes need the rest
 LONG_TRIAL_EPOCHS = 30  # compact networks on real ECG peaked at epochs 35 and 44 of 66 (BENCHMARKS 11g): a shorter
@@ -159,9 +160,10 @@ def _fit_to_pace(plan: experiment.Plan, settings, clock: Clock, data, training_r
     epoch_seconds = statistics.median(paces) * training_rows
     pace_words = (f"an epoch of {training_rows:,} rows takes about {epoch_seconds:.1f} s per trial with {slots} at "
                   f"once; the search has about {seconds / 60:.1f} min")
-    if not plan.min_epochs and not plan.max_epochs and too_short_to_search(seconds, epoch_seconds, slots):
+    if not plan.min_epochs and not plan.max_epochs and too_short_to_search(seconds, epoch_seconds, slots,
+                                                                            training_rows):
         print(f"too few epochs to search: the budget buys about {seconds * slots / epoch_seconds:.0f} in all, "
-              f"{epochs_to_search(epoch_seconds)} needed ({pace_words}); the searcher's first points train long "
+              f"{epochs_to_search(training_rows)} needed ({pace_words}); the searcher's first points train long "
               "instead. A longer --time-budget, or --min-epochs and --max-epochs, searches", file=sys.stderr)
         return _long_trials(plan, settings, clock, data, training_rows, paces, slots)
     budget = EpochBudget.fitting(seconds, epoch_seconds)
@@ -256,17 +258,17 @@ def _share_slots(cost: list[float], slots: int, slot_seconds: float) -> tuple[li
     return first_round + second_round, epochs
 
 
-def epochs_to_search(epoch_seconds: float) -> int:
-    """Epochs in all, over every parallel slot, that a search needs: SEARCH_MIN_EPOCHS, twice that when
-    an epoch takes SLOW_EPOCH_S or more."""
-    return SEARCH_MIN_EPOCHS * (2 if epoch_seconds >= SLOW_EPOCH_S else 1)
+def epochs_to_search(training_rows: int) -> int:
+    """Epochs in all, over every parallel slot, that a search needs: SEARCH_MIN_EPOCHS, or
+    MANY_ROWS_SEARCH_EPOCHS on MANY_ROWS training rows or more."""
+    return MANY_ROWS_SEARCH_EPOCHS if training_rows >= MANY_ROWS else SEARCH_MIN_EPOCHS
 
 
-def too_short_to_search(search_seconds: float, epoch_seconds: float, slots: int) -> bool:
+def too_short_to_search(search_seconds: float, epoch_seconds: float, slots: int, training_rows: int) -> bool:
     """Whether the search's time buys fewer epochs over all its parallel slots than `epochs_to_search`.
     Then a search spreads them over trials too short to learn, and good configurations trained long do
     better (BENCHMARKS 11g: 2 CPU cores with 51,542 training rows buy about 33 epochs in 10 minutes)."""
-    return search_seconds * slots / epoch_seconds < epochs_to_search(epoch_seconds)
+    return search_seconds * slots / epoch_seconds < epochs_to_search(training_rows)
 
 
 def run_search(plan: experiment.Plan, resources: Resources, run_dir: Path, resume: bool = False,

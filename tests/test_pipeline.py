@@ -172,14 +172,17 @@ def test_the_epoch_range_grows_with_what_the_budget_pays_for():
 
 
 def test_a_search_needs_a_budget_that_buys_enough_epochs():
-    # 2 CPU cores, 51,542 MIT-BIH training rows: 33 s an epoch per trial, two at once
-    assert pipeline.too_short_to_search(search_seconds=550.0, epoch_seconds=33.0, slots=2), "about 33 epochs in all"
-    assert pipeline.too_short_to_search(search_seconds=1700.0, epoch_seconds=33.0, slots=2), "30 minutes: about 103"
-    assert pipeline.too_short_to_search(search_seconds=1690.0, epoch_seconds=26.3, slots=2), "timed fast: 129"
-    assert not pipeline.too_short_to_search(search_seconds=7000.0, epoch_seconds=28.0, slots=2), "2 hours: 500"
-    assert not pipeline.too_short_to_search(search_seconds=420.0, epoch_seconds=6.5, slots=2), "a slow laptop: 129"
-    assert not pipeline.too_short_to_search(search_seconds=420.0, epoch_seconds=4.2, slots=2), "the laptop main job"
-    assert not pipeline.too_short_to_search(search_seconds=190.0, epoch_seconds=1.5, slots=8), "one GPU, 4 minutes"
+    def too_short(search_seconds, epoch_seconds, slots, rows=51_542):  # MIT-BIH's training rows by default
+        return pipeline.too_short_to_search(search_seconds, epoch_seconds, slots, rows)
+
+    # 2 CPU cores: 33 s an epoch per trial, two at once
+    assert too_short(550.0, 33.0, 2), "about 33 epochs in all"
+    assert too_short(1700.0, 33.0, 2), "30 minutes: about 103"
+    assert too_short(1750.0, 12.6, 2), "30 minutes on a host three times as fast: 278"
+    assert not too_short(7000.0, 28.0, 2), "2 hours: 500"
+    assert not too_short(190.0, 1.5, 8), "one GPU, 4 minutes: about 1,000"
+    assert not too_short(420.0, 6.5, 2, rows=8000), "a slow laptop's main job: 129"
+    assert not too_short(420.0, 1.4, 2, rows=8000), "the laptop main job on a fast host"
 
 
 def test_the_users_epochs_are_kept_and_no_budget_means_the_defaults(tmp_path):

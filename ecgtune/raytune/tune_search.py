@@ -291,7 +291,8 @@ def build_tuner(settings: SearchSettings, data: HeartbeatData, train_rows: np.nd
         raise ConfigError("a search without a time budget needs a number of trials (--num-samples)")
     tune_config = tune.TuneConfig(
         metric=METRIC, mode=MODE, search_alg=make_searcher(settings), scheduler=make_scheduler(settings),
-        num_samples=-1 if settings.num_samples is None else settings.num_samples, max_concurrent_trials=settings.max_concurrent,
+        num_samples=-1 if settings.num_samples is None else settings.num_samples,  # -1: until time_budget_s
+        max_concurrent_trials=settings.max_concurrent,
         time_budget_s=settings.time_budget_s, trial_name_creator=_trial_name, trial_dirname_creator=_trial_name,
         # On one machine a trial's worker process outlives it, sparing each new trial a process start and
         # its imports (a quarter of a laptop search's time went to them); on a cluster a fresh process
@@ -459,8 +460,8 @@ def _rebuilt_tuner(settings: SearchSettings, data: HeartbeatData, train_rows: np
     _close_orphaned_trials(settings)
     if settings.num_samples is not None and len(trials) >= settings.num_samples:
         return None
-    left = replace(settings, num_samples=settings.num_samples and settings.num_samples - len(trials),
-                   ran_points=trial_points(experiment))
+    left_samples = None if settings.num_samples is None else settings.num_samples - len(trials)
+    left = replace(settings, num_samples=left_samples, ran_points=trial_points(experiment))
     return build_tuner(left, data, train_rows, val_rows, callbacks, trainable)
 
 
