@@ -34,11 +34,12 @@ MIN_FREE_BYTES = 256 * 2**20  # a smoke search filled a 50 MB disk; checkpoints 
 MIN_VALIDATION_ROWS_PER_CLASS = 30  # below this a class's threshold moves with a row or two
 SEARCH_MIN_EPOCHS = 120  # epochs in all, over every trial: about 40 trials as ASHA cuts them. The laptop main job
                          # buys 129-195 (BENCHMARKS 11a: at 140 a new user's run went long)
-MANY_ROWS = 20_000  # training rows of real ECG's size (MIT-BIH: 51,542; the laptop main job: 8,000). Networks on
-                   # that many rows kept learning for 26-44 epochs (BENCHMARKS 11g), so their search needs
-MANY_ROWS_SEARCH_EPOCHS = 480  # this many epochs in all: 30 CPU minutes bought 278 on a fast host and searched, 18 %
-                               # behind long trials on a slow one; one GPU bought 1,000-1,200 in 4 minutes and won
-                               # (11k). Rows, not seconds, decide: a faster host searched where a slow one had not
+MANY_ROWS = 20_000  # training rows of real ECG's size (MIT-BIH: 51,542; the laptop main job's synthetic beats: 8,000)
+MANY_ROWS_SEARCH_EPOCHS = 480  # epochs in all that a search on that many rows needs: networks on them kept learning
+                               # for 26-44 epochs (BENCHMARKS 11g). 30 CPU minutes bought 255-278 on a fast host,
+                               # where long trials beat the search by 21 % (11l); one GPU bought about 1,000 in 4
+                               # minutes, and its search won (11k). Rows decide, not an epoch's seconds, which a
+                               # faster host crossed while its rows still needed long trials
 WARM_START_POINTS = 8  # an earlier search's best configurations retrained first (`--warm-start`)
 LONG_TRIAL_SHARE = 0.85  # of the search's time for a long trial's training: its validation passes need the rest
 LONG_TRIAL_EPOCHS = 30  # compact networks on real ECG peaked at epochs 35 and 44 of 66 (BENCHMARKS 11g): a shorter
