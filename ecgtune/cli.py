@@ -363,9 +363,9 @@ def _trial_limit(num_samples: int | None, time_budget_s: float | None, smoke: bo
     search) and the default without; a smoke run's few at most."""
     if smoke:
         return min(num_samples or defaults.SMOKE_SAMPLES, defaults.SMOKE_SAMPLES)
-    if num_samples is not None or time_budget_s is not None:
+    if num_samples is not None:
         return num_samples
-    return defaults.NUM_SAMPLES
+    return None if time_budget_s is not None else defaults.NUM_SAMPLES
 
 
 def _resources(args: argparse.Namespace):

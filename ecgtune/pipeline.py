@@ -161,8 +161,8 @@ def _fit_to_pace(plan: experiment.Plan, settings, clock: Clock, data, training_r
     epoch_seconds = statistics.median(paces) * training_rows
     pace_words = (f"an epoch of {training_rows:,} rows takes about {epoch_seconds:.1f} s per trial with {slots} at "
                   f"once; the search has about {seconds / 60:.1f} min")
-    if not plan.min_epochs and not plan.max_epochs and too_short_to_search(seconds, epoch_seconds, slots,
-                                                                            training_rows):
+    short = too_short_to_search(seconds, epoch_seconds, slots, training_rows)
+    if short and not plan.min_epochs and not plan.max_epochs:
         print(f"too few epochs to search: the budget buys about {seconds * slots / epoch_seconds:.0f} in all, "
               f"{epochs_to_search(training_rows)} needed ({pace_words}); the searcher's first points train long "
               "instead. A longer --time-budget, or --min-epochs and --max-epochs, searches", file=sys.stderr)
