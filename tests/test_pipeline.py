@@ -74,9 +74,10 @@ def test_the_refit_gets_what_the_search_left_but_the_finishing_reserve(fake_time
     assert pipeline._refit_seconds(clock) == 0.0
 
 
-def test_the_refit_trains_further_seeds_only_on_slots_no_network_needs():
-    from ecgtune.experiment import plan_refit
+def test_further_refit_seeds_fill_the_time_the_search_left():
+    from ecgtune.experiment import REFIT_START_S, plan_refit
 
+    # without a budget: further seeds only on slots no network needs
     assert plan_refit({"a": 100.0}, 2, None, seeds=2) == ({"a": [0, 1]}, 100.0), "the second slot was idle"
     assert plan_refit({"a": 100.0}, 2, None, seeds=1) == ({"a": [0]}, 100.0)
     assert plan_refit({"a": 100.0, "b": 30.0}, 2, None, seeds=2) == ({"a": [0], "b": [0]}, 100.0), "no slot idle"
@@ -85,6 +86,12 @@ def test_the_refit_trains_further_seeds_only_on_slots_no_network_needs():
     # within a budget: a member whose refit would not end in time is left as the search trained it
     assert plan_refit({"a": 100.0, "b": 30.0}, 2, 60.0, seeds=2) == ({"b": [0, 1]}, 30.0)
     assert plan_refit({"a": 100.0}, 2, 20.0, seeds=2) == ({}, 0.0)
+    # the time left trains further seeds after the others, each paying for its worker's start
+    queued = 100.0 + REFIT_START_S + 100.0
+    assert plan_refit({"a": 100.0}, 2, 1000.0, seeds=6) == ({"a": [0, 1, 2, 3, 4, 5]}, 2 * queued - 100.0)
+    assert plan_refit({"a": 100.0}, 2, 250.0, seeds=6) == ({"a": [0, 1, 2, 3]}, queued), "what ends in time"
+    # a round at a time over the members, each seed on the slot that frees first
+    assert plan_refit({"a": 100.0, "b": 30.0}, 2, 400.0, seeds=3) == ({"a": [0, 1, 2], "b": [0, 1, 2]}, 250.0)
 
 
 def test_a_trial_that_ran_its_whole_schedule_is_refit_for_all_of_it_where_that_fits():

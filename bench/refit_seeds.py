@@ -1,0 +1,105 @@
+"""What further refit seeds are worth: one configuration retrained on every search row from several
+seeds, as ecgtune's refit trains them, scored on held-out real ECG for the average of 1, 2, ... seeds.
+
+Holds out the same stratified 20 % of MIT-BIH as bench/budget_comparison.py (same --seed), trains the
+portfolio's configuration --config on the other 80 % for --epochs with the refit's settings (the last
+epoch, with a moving average of the weights), --parallel networks at a time on the machine's cores, and
+reports the argmax abs-sum per 20,000 held-out beats of the average of k seeds' probabilities, for every
+k: the mean over every choice of k of the trained seeds, and its spread. Each seed's held-out
+probabilities are kept in OUT, so that a rerun trains only the seeds that are missing.
+
+    python bench/refit_seeds.py [--seed 0] [--seeds 6] [--epochs 20] [--config 0] [--parallel 2]
+        [--mitbih FILE] [--out bench/out/refit_seeds]
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import multiprocessing
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+
+from budget_comparison import COMPETITION_TEST_ROWS, MITBIH, ROOT, describe_machine, prepare_task
+
+PORTFOLIO = ROOT / "ecgtune" / "search_spaces" / "portfolio.json"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seed", type=int, default=0, help="the held-out split's seed")
+    parser.add_argument("--seeds", type=int, default=6, help="networks to train, from seeds 0, 1, ...")
+    parser.add_argument("--epochs", type=int, default=20)
+    parser.add_argument("--config", type=int, default=0, help="which of the portfolio's configurations")
+    parser.add_argument("--parallel", type=int, default=2, help="networks trained at a time")
+    parser.add_argument("--rows", type=int, help="use a stratified subsample of this many labelled rows")
+    parser.add_argument("--mitbih", type=Path, default=MITBIH)
+    parser.add_argument("--out", type=Path, default=ROOT / "bench" / "out" / "refit_seeds")
+    args = parser.parse_args()
+    args.out.mkdir(parents=True, exist_ok=True)
+
+    task, data_summary = prepare_task(args, write_train_file=False)
+    point = json.loads(PORTFOLIO.read_text())["configurations"][args.config]["params"]
+    stem = f"split{args.seed}_config{args.config}_epochs{args.epochs}"
+    missing = [seed for seed in range(args.seeds) if not (args.out / f"{stem}_seed{seed}.npy").is_file()]
+    threads = max(1, (os.cpu_count() or 1) // args.parallel)
+    print(f"{data_summary['train_rows']} rows to train on, {data_summary['held_out_rows']} held out; training "
+          f"seeds {missing} of {point['family']}, {args.epochs} epochs, {args.parallel} at a time", flush=True)
+    jobs = [(point, args.epochs, seed, threads, task.train_signals, task.train_labels, task.held_signals,
+             task.n_classes, str(args.out / f"{stem}_seed{seed}.npy")) for seed in missing]
+    with multiprocessing.get_context("spawn").Pool(args.parallel) as pool:
+        for seed, seconds in pool.imap_unordered(train_seed, jobs):
+            print(f"seed {seed}: {seconds:.0f} s", flush=True)
+
+    probs = [np.load(args.out / f"{stem}_seed{seed}.npy") for seed in range(args.seeds)]
+    scale = COMPETITION_TEST_ROWS / len(task.held_labels)
+    table = []
+    for k in range(1, args.seeds + 1):
+        scores = [scale * argmax_abs_sum(np.mean([probs[i] for i in chosen], axis=0), task.held_labels)
+                  for chosen in itertools.combinations(range(args.seeds), k)]
+        table.append({"seeds": k, "mean": float(np.mean(scores)), "min": float(np.min(scores)),
+                      "max": float(np.max(scores)), "choices": len(scores)})
+    print("| seeds averaged | per 20,000 held-out (mean) | best | worst | choices |")
+    print("| ---: | ---: | ---: | ---: | ---: |")
+    for row in table:
+        print(f"| {row['seeds']} | {row['mean']:.1f} | {row['min']:.1f} | {row['max']:.1f} | {row['choices']} |")
+    results = {"machine": describe_machine(), "data": data_summary, "split_seed": args.seed, "config": point,
+               "epochs": args.epochs, "table": table}
+    (args.out / f"{stem}.json").write_text(json.dumps(results, indent=2))
+
+
+def train_seed(job: tuple) -> tuple[int, float]:
+    """Trains one seed as the refit does and saves its held-out probabilities; returns its seconds."""
+    import torch
+
+    from ecgtune.data import Fold
+    from ecgtune.models import create_model
+    from ecgtune.search_spaces import point_network
+    from ecgtune.trainer import TrainConfig, Trainer, predict_proba
+
+    point, epochs, seed, threads, signals, labels, held_signals, n_classes, out = job
+    torch.set_num_threads(threads)
+    started = time.monotonic()
+    family, model_config = point_network(point)
+    train = {key.partition("/")[2]: value for key, value in point.items() if key.startswith("train/")}
+    config = TrainConfig(**{**train, "epochs": epochs, "seed": seed, "keep": "last", "ema_horizon": 0.1})
+    fold = Fold(signals, labels, signals[:0], labels[:0], n_classes=n_classes)
+    torch.manual_seed(seed)
+    model = create_model(family, n_classes=n_classes, **model_config)
+    model.load_state_dict(Trainer(model, fold, config).fit().kept_state)
+    model.eval()
+    np.save(out, predict_proba(model, torch.from_numpy(held_signals)))
+    return seed, time.monotonic() - started
+
+
+def argmax_abs_sum(probs: np.ndarray, labels: np.ndarray) -> float:
+    """The competition's abs-sum of one-hot predictions: two per wrong beat."""
+    return 2.0 * float(np.sum(probs.argmax(axis=1) != labels))
+
+
+if __name__ == "__main__":
+    main()
