@@ -194,7 +194,8 @@ def ensemble_experiment(run_dir: Path, options: EnsembleOptions, settings=None,
     probabilities; otherwise, with `options.refit`, its networks are retrained on every labelled row
     (training and validation) and the refit networks are what ships (AutoGluon's refit_full). Both
     retrainings are Ray Tune experiments run with `settings` (a `tune_search.SearchSettings`);
-    `refit_seconds` bounds the refit. The bundle is written first; RUNS_DIR/NAME/ensemble.json and
+    `refit_seconds` bounds the refit (None: the bound of the experiment's last refit, so that a rebuild
+    plans the same networks and reuses them). The bundle is written first; RUNS_DIR/NAME/ensemble.json and
     ensemble_probs.npz then describe it.
     """
     from ecgtune.ensemble import load_library
@@ -216,6 +217,8 @@ def ensemble_experiment(run_dir: Path, options: EnsembleOptions, settings=None,
     if options.folds > 1:
         summary, probs, labels = _cross_fit(run_dir, plan, summary, options, settings, seconds_per_mac)
     elif options.refit:
+        if refit_seconds is None:
+            refit_seconds = _earlier_refit_seconds(run_dir)
         summary = _refit(run_dir, plan, summary, members, settings, refit_seconds)
     bundle = export_bundle(summary, run_dir / BUNDLE_DIR, saved_fingerprint(run_dir))
     with atomic_path(run_dir / ENSEMBLE_PROBS_FILE) as temporary, open(temporary, "wb") as stream:
@@ -234,6 +237,16 @@ def read_summary(run_dir: Path) -> EnsembleSummary | None:
     except (OSError, ValueError, KeyError, TypeError) as error:
         raise EcgtuneError(f"{path}: not an ensemble summary this version can read ({error!r}); rebuild it with "
                            "`python -m ecgtune ensemble`") from None
+
+
+def _earlier_refit_seconds(run_dir: Path) -> float | None:
+    """The time the experiment's last refit was given, which decided how many seeds it trained; None
+    without one, or when its summary is unreadable (the rebuild replaces it)."""
+    try:
+        earlier = read_summary(run_dir)
+    except EcgtuneError:
+        return None
+    return earlier.refit.seconds if earlier is not None and earlier.refit is not None else None
 
 
 def _build(members: list, labels: np.ndarray, options: EnsembleOptions, seconds_per_mac: float,
@@ -354,7 +367,7 @@ def _refit(run_dir: Path, plan: Plan, summary: EnsembleSummary, members: list, s
     member_of = {name: trial for trial, names in networks.items() for name in names}
     # Tune starts them in this order, as planned: each member's first network, heaviest first, then the seeds
     configs = {name: configs[member_of[name]] for name in sorted(seeds, key=seeds.get)}
-    summary.refit = Refit(rows=len(data), planned_seconds=planned_seconds, networks=0)
+    summary.refit = Refit(rows=len(data), planned_seconds=planned_seconds, networks=0, seconds=seconds)
     if not configs:
         print("refit: no time left to retrain any network on every row; the search's networks ship", file=sys.stderr)
         return summary

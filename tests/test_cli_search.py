@@ -151,13 +151,12 @@ def test_the_smoke_trials_and_ensemble_are_tracked_in_mlflow(smoke):
 
 
 def test_the_smoke_networks_are_refit_within_the_budget(smoke):
-    """The shipped networks were refit on every labelled row, a member that left a slot idle from two
-    seeds or more; the run stayed within its budget and says how each stage spent it."""
+    """The shipped networks were refit on every labelled row, and the minutes the six trials left trained
+    further seeds of them; the run stayed within its budget and says how each stage spent it."""
     run_dir, summary = smoke.run_dir, smoke.summary
     networks = [checkpoint for member in summary["members"] for checkpoint in member["checkpoints"]]
     assert summary["refit"]["rows"] == 3000 and summary["refit"]["networks"] == len(networks)
-    if len(summary["members"]) == 1:
-        assert len(networks) >= 2, "the second slot trained another seed"
+    assert len(summary["members"][0]["checkpoints"]) > 2, "the heaviest member was refit from further seeds"
     for member in summary["members"]:
         described = [json.loads((Path(folder) / "config.json").read_text()) for folder in member["checkpoints"]]
         assert member["refit"] and all(network["training_rows"] == 3000 for network in described)

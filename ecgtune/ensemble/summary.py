@@ -80,6 +80,7 @@ class Refit:
     planned_seconds: float
     networks: int                  # refit in time; the others ship as the search trained them
     experiment: str | None = None  # the Ray experiment that retrained them
+    seconds: float | None = None   # the time it was given, which decided its further seeds (None: no bound)
 
 
 @dataclass
