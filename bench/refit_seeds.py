@@ -59,27 +59,37 @@ def main() -> None:
             print(f"seed {seed}: {seconds:.0f} s", flush=True)
 
     probs = np.array([np.load(args.out / f"{stem}_seed{seed}.npy") for seed in range(args.seeds)])
-    scale = COMPETITION_TEST_ROWS / len(task.held_labels)
+    table = score_averages(probs, task.held_labels)
+    print_table(table)
+    results = {"machine": describe_machine(), "data": data_summary, "split_seed": args.seed, "config": point,
+               "epochs": args.epochs, "table": table}
+    (args.out / f"{stem}.json").write_text(json.dumps(results, indent=2))
+
+
+def score_averages(probs: np.ndarray, labels: np.ndarray) -> list[dict]:
+    """For every k, the held-out scores of the average of every choice of k seeds' probabilities."""
+    scale = COMPETITION_TEST_ROWS / len(labels)
     table = []
-    for k in range(1, args.seeds + 1):
-        averages = [probs[list(chosen)].mean(axis=0) for chosen in itertools.combinations(range(args.seeds), k)]
+    for k in range(1, len(probs) + 1):
+        averages = [probs[list(chosen)].mean(axis=0) for chosen in itertools.combinations(range(len(probs)), k)]
         row = {"seeds": k, "choices": len(averages),
-               "log_loss": float(np.mean([log_loss(average, task.held_labels) for average in averages]))}
+               "log_loss": float(np.mean([log_loss(average, labels) for average in averages]))}
         for boost in MINORITY_BOOSTS:
-            scores = [scale * boosted_abs_sum(average, task.held_labels, boost) for average in averages]
+            scores = [scale * boosted_abs_sum(average, labels, boost) for average in averages]
             row[f"boost_{boost:g}"] = {"mean": float(np.mean(scores)), "min": float(np.min(scores)),
                                        "max": float(np.max(scores))}
         table.append(row)
-    print("| seeds averaged | choices | " + " | ".join(f"abs-sum, minority x{boost:g} (mean, best-worst)"
-                                                       for boost in MINORITY_BOOSTS) + " | log-loss |")
+    return table
+
+
+def print_table(table: list[dict]) -> None:
+    headers = [f"abs-sum, minority x{boost:g} (mean, best-worst)" for boost in MINORITY_BOOSTS]
+    print(f"| seeds averaged | choices | {' | '.join(headers)} | log-loss |")
     print("| ---: | ---: | " + " | ".join("---:" for _ in MINORITY_BOOSTS) + " | ---: |")
     for row in table:
         cells = [f"{row[f'boost_{boost:g}']['mean']:.1f} ({row[f'boost_{boost:g}']['min']:.0f}-"
                  f"{row[f'boost_{boost:g}']['max']:.0f})" for boost in MINORITY_BOOSTS]
         print(f"| {row['seeds']} | {row['choices']} | {' | '.join(cells)} | {row['log_loss']:.4f} |")
-    results = {"machine": describe_machine(), "data": data_summary, "split_seed": args.seed, "config": point,
-               "epochs": args.epochs, "table": table}
-    (args.out / f"{stem}.json").write_text(json.dumps(results, indent=2))
 
 
 def train_seed(job: tuple) -> tuple[int, float]:
