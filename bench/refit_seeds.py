@@ -26,6 +26,9 @@ from pathlib import Path
 
 import numpy as np
 
+from ecgtune.experiment import REFIT_EMA_HORIZON
+from ecgtune.metrics import abs_sum, argmax_decisions, log_loss
+
 from budget_comparison import COMPETITION_TEST_ROWS, MITBIH, ROOT, describe_machine, prepare_task
 
 PORTFOLIO = ROOT / "ecgtune" / "search_spaces" / "portfolio.json"
@@ -106,7 +109,7 @@ def train_seed(job: tuple) -> tuple[int, float]:
     started = time.monotonic()
     family, model_config = point_network(point)
     train = {key.partition("/")[2]: value for key, value in point.items() if key.startswith("train/")}
-    config = TrainConfig(**{**train, "epochs": epochs, "seed": seed, "keep": "last", "ema_horizon": 0.1})
+    config = TrainConfig(**{**train, "epochs": epochs, "seed": seed, "keep": "last", "ema_horizon": REFIT_EMA_HORIZON})
     fold = Fold(signals, labels, signals[:0], labels[:0], n_classes=n_classes)
     torch.manual_seed(seed)
     model = create_model(family, n_classes=n_classes, **model_config)
@@ -117,15 +120,10 @@ def train_seed(job: tuple) -> tuple[int, float]:
 
 
 def boosted_abs_sum(probs: np.ndarray, labels: np.ndarray, boost: float) -> float:
-    """The competition's abs-sum of one-hot decisions, two per wrong beat, after the probabilities of
-    every class but the first (the normal beats) are multiplied by `boost`: a fixed stand-in for the
-    per-class rule that ecgtune fits on validation rows, which this script does not have."""
-    boosted = probs * np.r_[1.0, np.full(probs.shape[1] - 1, boost)]
-    return 2.0 * float(np.sum(boosted.argmax(axis=1) != labels))
-
-
-def log_loss(probs: np.ndarray, labels: np.ndarray) -> float:
-    return float(-np.mean(np.log(np.clip(probs[np.arange(len(labels)), labels], 1e-7, 1.0))))
+    """The competition's abs-sum of one-hot decisions after the probabilities of every class but the
+    first (the normal beats) are multiplied by `boost`: a fixed stand-in for the per-class rule that
+    ecgtune fits on validation rows, which this script does not have."""
+    return abs_sum(argmax_decisions(probs * np.r_[1.0, np.full(probs.shape[1] - 1, boost)]), labels)
 
 
 if __name__ == "__main__":
