@@ -2,7 +2,8 @@
 seeds, as ecgtune's refit trains them, scored on held-out real ECG for the average of 1, 2, ... seeds.
 
 Holds out the same stratified 20 % of MIT-BIH as bench/budget_comparison.py (same --seed), trains the
-portfolio's configuration --config on the other 80 % for --epochs with the refit's settings (the last
+portfolio's configuration --config (or a family's compact starting point, with the default
+training settings) on the other 80 % for --epochs with the refit's settings (the last
 epoch, with a moving average of the weights), --parallel networks at a time on the machine's cores, and
 reports the abs-sum per 20,000 held-out beats of the average of k seeds' probabilities, for every k:
 the mean over every choice of k of the trained seeds, and its spread; of argmax decisions, and of
@@ -10,7 +11,7 @@ decisions with the minority classes' probabilities multiplied by fixed factors (
 per-class rule ecgtune fits on validation rows); and the log-loss. Each seed's held-out
 probabilities are kept in OUT, so that a rerun trains only the seeds that are missing.
 
-    python bench/refit_seeds.py [--seed 0] [--seeds 6] [--epochs 20] [--config 0] [--parallel 2]
+    python bench/refit_seeds.py [--seed 0] [--seeds 6] [--epochs 20] [--config 0 | --config resnet1d] [--parallel 2]
         [--mitbih FILE] [--out bench/out/refit_seeds]
 """
 
@@ -31,7 +32,6 @@ from ecgtune.metrics import abs_sum, argmax_decisions, log_loss
 
 from budget_comparison import COMPETITION_TEST_ROWS, MITBIH, ROOT, describe_machine, prepare_task
 
-PORTFOLIO = ROOT / "ecgtune" / "search_spaces" / "portfolio.json"
 MINORITY_BOOSTS = (1.0, 2.0, 3.0)  # 1: plain argmax
 
 
@@ -40,7 +40,8 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0, help="the held-out split's seed")
     parser.add_argument("--seeds", type=int, default=6, help="networks to train, from seeds 0, 1, ...")
     parser.add_argument("--epochs", type=int, default=20)
-    parser.add_argument("--config", type=int, default=0, help="which of the portfolio's configurations")
+    parser.add_argument("--config", default="0",
+                        help="a portfolio configuration's index (0, 1, ...), or a family's name for its compact start")
     parser.add_argument("--parallel", type=int, default=2, help="networks trained at a time")
     parser.add_argument("--rows", type=int, help="use a stratified subsample of this many labelled rows")
     parser.add_argument("--mitbih", type=Path, default=MITBIH)
@@ -49,7 +50,7 @@ def main() -> None:
     args.out.mkdir(parents=True, exist_ok=True)
 
     task, data_summary = prepare_task(args, write_train_file=False)
-    point = json.loads(PORTFOLIO.read_text())["configurations"][args.config]["params"]
+    point = configuration(args.config)
     stem = f"split{args.seed}_config{args.config}_epochs{args.epochs}"
     missing = [seed for seed in range(args.seeds) if not (args.out / f"{stem}_seed{seed}.npy").is_file()]
     threads = max(1, (os.cpu_count() or 1) // args.parallel)
@@ -67,6 +68,16 @@ def main() -> None:
     results = {"machine": describe_machine(), "data": data_summary, "split_seed": args.seed, "config": point,
                "epochs": args.epochs, "table": table}
     (args.out / f"{stem}.json").write_text(json.dumps(results, indent=2))
+
+
+def configuration(name: str) -> dict:
+    """The flat parameters of the portfolio's configuration `name` (an index), or of the compact
+    starting point of the family `name`."""
+    from ecgtune.search_spaces import PORTFOLIO_FILE, default_point
+
+    if name.isdigit():
+        return json.loads(PORTFOLIO_FILE.read_text())["configurations"][int(name)]["params"]
+    return default_point(name)
 
 
 def score_averages(probs: np.ndarray, labels: np.ndarray) -> list[dict]:
