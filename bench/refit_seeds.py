@@ -2,17 +2,17 @@
 seeds, as ecgtune's refit trains them, scored on held-out real ECG for the average of 1, 2, ... seeds.
 
 Holds out the same stratified 20 % of MIT-BIH as bench/budget_comparison.py (same --seed), trains the
-portfolio's configuration --config (or a family's compact starting point, with the default
-training settings) on the other 80 % for --epochs with the refit's settings (the last
-epoch, with a moving average of the weights), --parallel networks at a time on the machine's cores, and
+portfolio's configuration --config (or a family's compact starting point, with the default training
+settings) on the other 80 % for --epochs with the refit's settings (the last epoch, with a moving
+average of the weights), --parallel networks at a time on the machine's cores, and
 reports the abs-sum per 20,000 held-out beats of the average of k seeds' probabilities, for every k:
 the mean over every choice of k of the trained seeds, and its spread; of argmax decisions, and of
 decisions with the minority classes' probabilities multiplied by fixed factors (a stand-in for the
 per-class rule ecgtune fits on validation rows); and the log-loss. Each seed's held-out
 probabilities are kept in OUT, so that a rerun trains only the seeds that are missing.
 
-    python bench/refit_seeds.py [--seed 0] [--seeds 6] [--epochs 20] [--config 0 | --config resnet1d] [--parallel 2]
-        [--mitbih FILE] [--out bench/out/refit_seeds]
+    python bench/refit_seeds.py [--seed 0] [--seeds 6] [--epochs 20] [--config 0 | --config resnet1d]
+        [--parallel 2] [--mitbih FILE] [--out bench/out/refit_seeds]
 """
 
 from __future__ import annotations

@@ -88,6 +88,7 @@ def main() -> None:
             score(f"refit network {seed + 1} and {partner.stem}", [[refit[0][seed], other]])
         score(f"refit networks and {partner.stem}", [refit[0] + [other]])
 
+
 def shifted(signals: torch.Tensor, shift: int) -> torch.Tensor:
     """The beats moved `shift` samples later (earlier where negative), zeros filling the gap."""
     moved = torch.zeros_like(signals)
