@@ -76,10 +76,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--minutes", type=float, nargs="+", default=[10.0, 30.0], help="wall-clock budgets")
     parser.add_argument("--methods", default=",".join(METHODS), help=f"comma list of {', '.join(METHODS)}")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--rows", type=int, help="use a stratified subsample of this many labelled rows")
-    parser.add_argument("--mitbih", type=Path, default=MITBIH, help="the labelled MIT-BIH file")
-    parser.add_argument("--out", type=Path, default=ROOT / "bench" / "out" / "budget_comparison")
+    add_task_arguments(parser, "budget_comparison")
     parser.add_argument("--ecgtune-args", nargs=argparse.REMAINDER, default=[],
                         help="everything after this goes to search.py (e.g. --predict-budget 0)")
     args = parser.parse_args()
@@ -114,6 +111,15 @@ def main() -> None:
         # Written after every budget so that an interrupted long run keeps what it measured.
         (args.out / "results.json").write_text(json.dumps(results, indent=2))
     print(f"results: {args.out / 'results.json'}")
+
+
+def add_task_arguments(parser: argparse.ArgumentParser, out_name: str) -> None:
+    """The arguments `prepare_task` reads: the split's seed, a subsample, the file, and the output
+    folder (bench/out/`out_name` by default)."""
+    parser.add_argument("--seed", type=int, default=0, help="the held-out split's seed")
+    parser.add_argument("--rows", type=int, help="use a stratified subsample of this many labelled rows")
+    parser.add_argument("--mitbih", type=Path, default=MITBIH, help="the labelled MIT-BIH file")
+    parser.add_argument("--out", type=Path, default=ROOT / "bench" / "out" / out_name)
 
 
 def prepare_task(args, write_train_file: bool) -> tuple[Task, dict]:

@@ -23,29 +23,25 @@ import json
 import multiprocessing
 import os
 import time
-from pathlib import Path
 
 import numpy as np
 
 from ecgtune.experiment import REFIT_EMA_HORIZON
 from ecgtune.metrics import abs_sum, argmax_decisions, log_loss
 
-from budget_comparison import COMPETITION_TEST_ROWS, MITBIH, ROOT, describe_machine, prepare_task
+from budget_comparison import COMPETITION_TEST_ROWS, add_task_arguments, describe_machine, prepare_task
 
 MINORITY_BOOSTS = (1.0, 2.0, 3.0)  # 1: plain argmax
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seed", type=int, default=0, help="the held-out split's seed")
     parser.add_argument("--seeds", type=int, default=6, help="networks to train, from seeds 0, 1, ...")
     parser.add_argument("--epochs", type=int, default=20)
     parser.add_argument("--config", default="0",
                         help="a portfolio configuration's index (0, 1, ...), or a family's name for its compact start")
     parser.add_argument("--parallel", type=int, default=2, help="networks trained at a time")
-    parser.add_argument("--rows", type=int, help="use a stratified subsample of this many labelled rows")
-    parser.add_argument("--mitbih", type=Path, default=MITBIH)
-    parser.add_argument("--out", type=Path, default=ROOT / "bench" / "out" / "refit_seeds")
+    add_task_arguments(parser, "refit_seeds")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
 

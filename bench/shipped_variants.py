@@ -27,20 +27,17 @@ from ecgtune.ensemble.summary import EnsembleSummary
 from ecgtune.export import load_member
 from ecgtune.metrics import abs_sum
 
-from budget_comparison import COMPETITION_TEST_ROWS, MITBIH, ROOT, prepare_task
+from budget_comparison import COMPETITION_TEST_ROWS, add_task_arguments, prepare_task
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("run_dir", type=Path, help="an experiment folder of bench/budget_comparison.py")
-    parser.add_argument("--seed", type=int, default=0, help="the held-out split's seed (the run's --seed)")
     parser.add_argument("--shifts", type=int, nargs="*", default=[1, 2],
                         help="test-time shifts, in samples: each averages the beats moved by -s, 0 and +s")
     parser.add_argument("--partners", type=Path, nargs="*", default=[],
                         help="held-out probabilities (.npy) of networks from bench/refit_seeds.py, same split")
-    parser.add_argument("--rows", type=int, help="the run's --rows, if it had one")
-    parser.add_argument("--mitbih", type=Path, default=MITBIH)
-    parser.add_argument("--out", type=Path, default=ROOT / "bench" / "out" / "shipped_variants")
+    add_task_arguments(parser, "shipped_variants")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
 
