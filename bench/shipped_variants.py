@@ -1,6 +1,6 @@
 """What else the ensemble of a finished run could ship, scored on the same held-out real ECG: the refit
 networks (what ships), the search's networks they replaced, both averaged, test-time shifts, and
-networks of other configurations averaged in.
+networks of other configurations averaged in; each member alone where there are several.
 
 Reads RUN_DIR/ensemble.json of a `bench/budget_comparison.py` run with the refit (its members' refit
 and search checkpoints), rebuilds that run's held-out beats from --seed, and prints the abs-sum per
@@ -53,9 +53,11 @@ def main() -> None:
                 np.save(cached, network(shifted(signals, shift)).softmax(dim=1).numpy())
         return np.load(cached)
 
-    def score(title: str, networks: list[list[np.ndarray]]) -> None:
-        """The run's weights over members, each member the average of its `networks`' probabilities."""
-        averaged = sum(member.weight * np.mean(of, axis=0) for member, of in zip(summary.members, networks))
+    def score(title: str, networks: list[list[np.ndarray]], weights: list[float] | None = None) -> None:
+        """The run's weights over members (or `weights`), each member the average of its `networks`'
+        probabilities."""
+        weights = weights or [member.weight for member in summary.members]
+        averaged = sum(weight * np.mean(of, axis=0) for weight, of in zip(weights, networks))
         values = summary.decision_rule.decide(averaged)
         scaled = abs_sum(values, task.held_labels) * COMPETITION_TEST_ROWS / len(task.held_labels)
         print(f"| {title} | {scaled:.1f} | {(averaged.argmax(axis=1) == task.held_labels).mean():.4f} |")
@@ -70,9 +72,13 @@ def main() -> None:
         print(f"{member.trial}: weight {member.weight:.3f}, {len(networks)} refit network(s)")
     print("\n| variant | per 20,000 held-out | accuracy |\n| --- | ---: | ---: |")
     score("refit networks (what ships)", refit)
+    if len(refit) > 1:
+        for member, networks in zip(summary.members, refit):
+            score(f"{member.trial}'s refit network(s) alone", [networks], weights=[1.0])
     seeds = min(len(networks) for networks in refit)
-    for seed in range(seeds):
-        score(f"refit network {seed + 1} alone", [[networks[seed]] for networks in refit])
+    if seeds > 1:
+        for seed in range(seeds):
+            score(f"refit network {seed + 1} alone", [[networks[seed]] for networks in refit])
     score("search networks", search)
     score("refit and search networks", [mine + theirs for mine, theirs in zip(refit, search)])
     for shift in args.shifts:
