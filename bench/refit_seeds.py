@@ -12,6 +12,7 @@ per-class rule ecgtune fits on validation rows); and the log-loss. Each seed's h
 probabilities are kept in OUT, so that a rerun trains only the seeds that are missing.
 
     python bench/refit_seeds.py [--seed 0] [--seeds 6] [--epochs 20] [--config 0 | --config resnet1d]
+        [--position-channel on | off]
         [--parallel 2] [--mitbih FILE] [--out bench/out/refit_seeds]
 """
 
@@ -40,6 +41,8 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=20)
     parser.add_argument("--config", default="0",
                         help="a portfolio configuration's index (0, 1, ...), or a family's name for its compact start")
+    parser.add_argument("--position-channel", choices=("on", "off"),
+                        help="override the configuration's position channel (default: as configured)")
     parser.add_argument("--parallel", type=int, default=2, help="networks trained at a time")
     add_task_arguments(parser, "refit_seeds")
     args = parser.parse_args()
@@ -47,7 +50,10 @@ def main() -> None:
 
     task, data_summary = prepare_task(args, write_train_file=False)
     point = configuration(args.config)
-    stem = f"split{args.seed}_config{args.config}_epochs{args.epochs}"
+    if args.position_channel:
+        point["model/position_channel"] = args.position_channel == "on"
+    position = "on" if point.get("model/position_channel") else "off"
+    stem = f"split{args.seed}_config{args.config}_epochs{args.epochs}_position{position}"
     missing = [seed for seed in range(args.seeds) if not (args.out / f"{stem}_seed{seed}.npy").is_file()]
     threads = max(1, (os.cpu_count() or 1) // args.parallel)
     print(f"{data_summary['train_rows']} rows to train on, {data_summary['held_out_rows']} held out; training "

@@ -1,9 +1,10 @@
-"""What else the ensemble of a finished run could ship, scored on the same held-out real ECG: the refit
-networks (what ships), the search's networks they replaced, both averaged, test-time shifts, and
-networks of other configurations averaged in; each member alone where there are several.
+"""What else the ensemble of a finished run could ship, scored on the same held-out real ECG: what ships
+(refit networks, and search networks where a member was not refit), the search's networks the refit
+replaced, both averaged, test-time shifts, and networks of other configurations averaged in; each
+member alone where there are several.
 
-Reads RUN_DIR/ensemble.json of a `bench/budget_comparison.py` run with the refit (its members' refit
-and search checkpoints), rebuilds that run's held-out beats from --seed, and prints the abs-sum per
+Reads RUN_DIR/ensemble.json of a `bench/budget_comparison.py` run (its members' checkpoints, and the
+search's where a member was refit), rebuilds that run's held-out beats from --seed, and prints the abs-sum per
 20,000 held-out beats and the accuracy of each variant, with the run's own decision rule and member
 weights. --partners takes held-out probabilities that `bench/refit_seeds.py` kept (other
 configurations, trained on the same rows): each is averaged, as one more network, with each refit
@@ -62,19 +63,19 @@ def main() -> None:
         scaled = abs_sum(values, task.held_labels) * COMPETITION_TEST_ROWS / len(task.held_labels)
         print(f"| {title} | {scaled:.1f} | {(averaged.argmax(axis=1) == task.held_labels).mean():.4f} |")
 
-    if not all(member.search_checkpoints for member in summary.members):
-        raise SystemExit(f"{args.run_dir}: every member must have been refit (its search checkpoints are kept)")
     if args.partners and len(summary.members) > 1:
         raise SystemExit("--partners: the run's ensemble must have one member, which the partners join")
     refit = [[probs(path) for path in member.checkpoints] for member in summary.members]
-    search = [[probs(path) for path in member.search_checkpoints] for member in summary.members]
+    # a member that was not refit ships its search network
+    search = [[probs(path) for path in member.search_checkpoints or member.checkpoints] for member in summary.members]
     for member, networks in zip(summary.members, refit):
-        print(f"{member.trial}: weight {member.weight:.3f}, {len(networks)} refit network(s)")
+        refit_networks = len(networks) if member.search_checkpoints else 0
+        print(f"{member.trial}: weight {member.weight:.3f}, {refit_networks} refit network(s)")
     print("\n| variant | per 20,000 held-out | accuracy |\n| --- | ---: | ---: |")
-    score("refit networks (what ships)", refit)
+    score("what ships", refit)
     if len(refit) > 1:
         for member, networks in zip(summary.members, refit):
-            score(f"{member.trial}'s refit network(s) alone", [networks], weights=[1.0])
+            score(f"{member.trial}'s network(s) alone", [networks], weights=[1.0])
     seeds = min(len(networks) for networks in refit)
     if seeds > 1:
         for seed in range(seeds):

@@ -44,7 +44,7 @@ def test_every_familys_sampled_networks_export_to_onnx_with_the_same_probabiliti
     beats = torch.rand(3, 205)
     for point in points:
         config = nest_params(point)
-        network = create_model(family, **model_kwargs(config[family], dropout=config["model"]["dropout"]))
+        network = create_model(family, **model_kwargs(config[family], config["model"]))
         ensemble = WeightedSoftmaxAverage([network], torch.ones(1)).eval()
         graph = io.BytesIO()
         to_onnx(ensemble, beats, graph)

@@ -77,3 +77,35 @@ def test_kernel_sizes_dilation_widths_and_depth_come_from_the_config(name, setti
     default_convs = [m for m in create_model(name).modules() if isinstance(m, torch.nn.Conv1d)]
     assert [c.kernel_size for c in convs] != [c.kernel_size for c in default_convs] or len(convs) != len(default_convs)
     assert dataclasses.asdict(config)  # serialisable for checkpoints
+
+
+def test_the_position_channel_is_each_samples_place_in_the_window_before_the_padding():
+    from ecgtune.models._layers import BeatInput
+
+    beats = torch.zeros(2, 10)
+    beats[0, :4] = torch.tensor([0.0, 1.0, 0.5, 0.2])  # a zero inside the window is not padding
+    beats[1, :] = 0.3  # no padding at all
+    channels = BeatInput(position=True)(beats)
+    assert channels.shape == (2, 2, 10)
+    assert torch.equal(channels[:, 0], beats)
+    assert torch.allclose(channels[0, 1], torch.tensor([0.0, 0.25, 0.5, 0.75, 0, 0, 0, 0, 0, 0]))
+    assert torch.allclose(channels[1, 1], torch.arange(10) / 10)
+    assert BeatInput(position=False)(beats).shape == (2, 1, 10)
+
+
+@pytest.mark.parametrize("name", FAMILIES)
+def test_with_the_position_channel_a_network_reads_where_the_padding_begins(name):
+    torch.manual_seed(0)
+    model = create_model(name, position_channel=True).eval()
+    first_conv = next(m for m in model.modules() if isinstance(m, torch.nn.Conv1d))
+    assert first_conv.in_channels == 2
+    beat = torch.rand(1, 205) + 0.1
+    shorter = beat.clone()
+    shorter[:, 150] = 0.0  # the same samples but one: a zero inside the window moves nothing
+    padded = beat.clone()
+    padded[:, 150:] = 0.0
+    with torch.no_grad():
+        assert model(beat).shape == (1, 4)
+        channels = model.input(torch.cat([beat, shorter, padded]))
+    assert torch.equal(channels[0, 1], channels[1, 1])
+    assert not torch.equal(channels[0, 1], channels[2, 1])

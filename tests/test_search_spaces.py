@@ -37,7 +37,7 @@ def test_default_point_is_the_compact_starting_point_and_lies_in_the_space(famil
     assert define_search_space(trial, [family], EpochBudget(2, 6)) is None
     config = nest_params(trial.params)
     assert config["family"] == family and config["train"]["epochs"] == 2, "the fewest epochs"
-    kwargs = model_kwargs(config[family], dropout=config["model"]["dropout"])
+    kwargs = model_kwargs(config[family], config["model"])
     assert get_family(family).config(**kwargs) == get_family(family).config(**COMPACT[family])
     defaults = TrainConfig()
     assert config["train"]["lr"] == defaults.lr and config["train"]["loss"] == defaults.loss
@@ -79,7 +79,7 @@ def test_sampled_configurations_build_models_that_train(family, tiny_fold):
         trial = study.ask()
         define_search_space(trial, [family], EpochBudget(1, 3))
         config = nest_params(trial.params)
-        kwargs = model_kwargs(config[family], dropout=config["model"]["dropout"])
+        kwargs = model_kwargs(config[family], config["model"])
         depths.add(len(kwargs.get("widths", kwargs.get("blocks", ()))))
         model = create_model(family, **kwargs)
         assert model(torch.rand(2, 205)).shape == (2, 4)
@@ -106,8 +106,8 @@ def test_spaces_are_conditional_on_the_family():
 def test_model_kwargs_assembles_per_layer_entries():
     params = {"widths.len": 2, "widths.1": 64, "widths.0": 32, "kernel_sizes.0": 5, "kernel_sizes.1": 3,
               "dilation": 2}
-    assert model_kwargs(params, dropout=0.2) == {"widths": (32, 64), "kernel_sizes": (5, 3), "dilation": 2,
-                                                 "dropout": 0.2}
+    assert model_kwargs(params, {"dropout": 0.2, "position_channel": True}) == {
+        "widths": (32, 64), "kernel_sizes": (5, 3), "dilation": 2, "dropout": 0.2, "position_channel": True}
     assert dataclasses.is_dataclass(get_family("plain_cnn").config(**model_kwargs(params)))
 
 

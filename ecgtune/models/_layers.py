@@ -12,9 +12,28 @@ from torch import nn
 from ecgtune.errors import ConfigError
 
 
-def as_channels(x: torch.Tensor) -> torch.Tensor:
-    """(batch, length) or (batch, 1, length) -> (batch, 1, length)."""
-    return x.unsqueeze(1) if x.dim() == 2 else x
+class BeatInput(nn.Module):
+    """Beats, (batch, length) or (batch, 1, length), as the first layer's input channels: the signal and,
+    with `position`, each sample's place in the beat's window (its index over the window's length
+    before the zero padding; 0 in the padding). A window spans 1.2 times its record's median RR
+    interval, so where the next beat falls on that scale says how early or late it came, which a
+    network otherwise has to infer from the padding's edge through its strides and pooling
+    (BENCHMARKS 11p)."""
+
+    def __init__(self, position: bool = False):
+        super().__init__()
+        self.position = position
+        self.channels = 2 if position else 1
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x.unsqueeze(1) if x.dim() == 2 else x
+        if not self.position:
+            return x
+        signal = x[:, 0]
+        index = torch.arange(signal.shape[-1], dtype=signal.dtype, device=signal.device)
+        window = torch.where(signal != 0, index, torch.zeros_like(signal)).amax(1, keepdim=True) + 1
+        place = torch.where(index < window, index / window, torch.zeros_like(signal))
+        return torch.cat([x, place.unsqueeze(1)], dim=1)
 
 
 def same_conv(in_channels: int, out_channels: int, kernel_size: int, dilation: int = 1, bias: bool = True) -> nn.Conv1d:

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from ecgtune.models._layers import as_channels, check_config, mlp_head
+from ecgtune.models._layers import BeatInput, check_config, mlp_head
 from ecgtune.models._registry import register_model
 from ecgtune.models.plain_cnn import conv_stack
 
@@ -26,6 +26,7 @@ class CNNLSTMConfig:
     bidirectional: bool = True
     hidden: tuple[int, ...] = (128,)
     dropout: float = 0.1
+    position_channel: bool = False                 # a second input channel, see BeatInput
 
     def __post_init__(self):
         check_config("cnn_lstm", self, same_length=("widths", "kernel_sizes"))
@@ -35,9 +36,10 @@ class CNNLSTMConfig:
 class CNNLSTM(nn.Module):
     def __init__(self, config: CNNLSTMConfig, n_classes: int = 4):
         super().__init__()
-        self.input_norm = nn.BatchNorm1d(1)
-        self.features, channels = conv_stack(config.widths, config.kernel_sizes, config.dilation,
-                                             config.pool_every, config.pool_factor)
+        self.input = BeatInput(config.position_channel)
+        self.input_norm = nn.BatchNorm1d(self.input.channels)
+        self.features, channels = conv_stack(self.input.channels, config.widths, config.kernel_sizes,
+                                             config.dilation, config.pool_every, config.pool_factor)
         self.lstm = nn.LSTM(channels, config.lstm_hidden, num_layers=config.lstm_layers, batch_first=True,
                             bidirectional=config.bidirectional,
                             dropout=config.dropout if config.lstm_layers > 1 else 0.0)
@@ -45,7 +47,7 @@ class CNNLSTM(nn.Module):
         self.head = mlp_head(directions * config.lstm_hidden, config.hidden, n_classes, config.dropout)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        sequence = self.features(self.input_norm(as_channels(x))).transpose(1, 2)
+        sequence = self.features(self.input_norm(self.input(x))).transpose(1, 2)
         _, (final_hidden, _) = self.lstm(sequence)
         directions = 2 if self.lstm.bidirectional else 1
         last_layer = final_hidden[-directions:].transpose(0, 1)

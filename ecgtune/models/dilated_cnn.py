@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from ecgtune.models._layers import AdaptivePool, as_channels, check_config, conv_bn_act, mlp_head, same_conv
+from ecgtune.models._layers import AdaptivePool, BeatInput, check_config, conv_bn_act, mlp_head, same_conv
 from ecgtune.models._registry import register_model
 
 
@@ -24,6 +24,7 @@ class DilatedCNNConfig:
     pool_size: int = 4                     # positions kept by the adaptive max-pool
     hidden: tuple[int, ...] = (256, 128)   # MLP widths
     dropout: float = 0.5
+    position_channel: bool = False         # a second input channel, see BeatInput
 
     def __post_init__(self):
         check_config("dilated_cnn", self, same_length=("widths", "kernel_sizes", "strides"))
@@ -33,8 +34,9 @@ class DilatedCNNConfig:
 class DilatedCNN(nn.Module):
     def __init__(self, config: DilatedCNNConfig, n_classes: int = 4):
         super().__init__()
-        self.input_norm = nn.BatchNorm1d(1)
-        layers = [same_conv(1, config.stem_width, config.stem_kernel), nn.LeakyReLU()]
+        self.input = BeatInput(config.position_channel)
+        self.input_norm = nn.BatchNorm1d(self.input.channels)
+        layers = [same_conv(self.input.channels, config.stem_width, config.stem_kernel), nn.LeakyReLU()]
         channels = config.stem_width
         for width, kernel, stride in zip(config.widths, config.kernel_sizes, config.strides):
             layers.append(conv_bn_act(channels, width, kernel, stride=stride))
@@ -44,4 +46,4 @@ class DilatedCNN(nn.Module):
         self.head = mlp_head(channels * config.pool_size, config.hidden, n_classes, config.dropout)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.features(self.input_norm(as_channels(x))))
+        return self.head(self.features(self.input_norm(self.input(x))))

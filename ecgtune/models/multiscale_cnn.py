@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from ecgtune.models._layers import AdaptivePool, as_channels, check_config, conv_bn_act, mlp_head, same_conv
+from ecgtune.models._layers import AdaptivePool, BeatInput, check_config, conv_bn_act, mlp_head, same_conv
 from ecgtune.models._registry import register_model
 
 
@@ -22,6 +22,7 @@ class MultiscaleCNNConfig:
     pool_size: int = 4
     hidden: tuple[int, ...] = (256, 1024)
     dropout: float = 0.1
+    position_channel: bool = False                 # a second input channel, see BeatInput
 
     def __post_init__(self):
         check_config("multiscale_cnn", self, same_length=("widths", "kernel_sizes"))
@@ -31,8 +32,9 @@ class MultiscaleCNNConfig:
 class MultiscaleCNN(nn.Module):
     def __init__(self, config: MultiscaleCNNConfig, n_classes: int = 4):
         super().__init__()
+        self.input = BeatInput(config.position_channel)
         self.branches = nn.ModuleList(
-            same_conv(1, config.branch_width, kernel) for kernel in config.branch_kernels
+            same_conv(self.input.channels, config.branch_width, kernel) for kernel in config.branch_kernels
         )
         self.merge = nn.Sequential(nn.BatchNorm1d(config.branch_width), nn.LeakyReLU(0.2))
         layers, channels = [], config.branch_width
@@ -43,6 +45,6 @@ class MultiscaleCNN(nn.Module):
         self.head = mlp_head(channels * config.pool_size, config.hidden, n_classes, config.dropout)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = as_channels(x)
+        x = self.input(x)
         merged = self.merge(sum(branch(x) for branch in self.branches))
         return self.head(self.features(merged))

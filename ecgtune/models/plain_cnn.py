@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from ecgtune.models._layers import AdaptivePool, MaxPoolDown, as_channels, check_config, conv_bn_act, mlp_head
+from ecgtune.models._layers import AdaptivePool, BeatInput, MaxPoolDown, check_config, conv_bn_act, mlp_head
 from ecgtune.models._registry import register_model
 
 
@@ -23,14 +23,16 @@ class PlainCNNConfig:
     pool_size: int = 4                             # positions kept by the final adaptive max-pool
     hidden: tuple[int, ...] = (1024, 128)
     dropout: float = 0.1
+    position_channel: bool = False                 # a second input channel, see BeatInput
 
     def __post_init__(self):
         check_config("plain_cnn", self, same_length=("widths", "kernel_sizes"))
 
 
-def conv_stack(widths, kernel_sizes, dilation: int, pool_every: int, pool_factor: int) -> tuple[nn.Sequential, int]:
+def conv_stack(in_channels: int, widths, kernel_sizes, dilation: int, pool_every: int,
+               pool_factor: int) -> tuple[nn.Sequential, int]:
     """Convolutions with max-pooling after every `pool_every`; also returns the output channels."""
-    layers, channels = [], 1
+    layers, channels = [], in_channels
     for index, (width, kernel) in enumerate(zip(widths, kernel_sizes), start=1):
         layers.append(conv_bn_act(channels, width, kernel, dilation=1 if index == 1 else dilation))
         if index % pool_every == 0:
@@ -43,11 +45,12 @@ def conv_stack(widths, kernel_sizes, dilation: int, pool_every: int, pool_factor
 class PlainCNN(nn.Module):
     def __init__(self, config: PlainCNNConfig, n_classes: int = 4):
         super().__init__()
-        stack, channels = conv_stack(config.widths, config.kernel_sizes, config.dilation,
+        self.input = BeatInput(config.position_channel)
+        stack, channels = conv_stack(self.input.channels, config.widths, config.kernel_sizes, config.dilation,
                                      config.pool_every, config.pool_factor)
-        self.input_norm = nn.BatchNorm1d(1)
+        self.input_norm = nn.BatchNorm1d(self.input.channels)
         self.features = nn.Sequential(stack, AdaptivePool(config.pool_size))
         self.head = mlp_head(channels * config.pool_size, config.hidden, n_classes, config.dropout)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.features(self.input_norm(as_channels(x))))
+        return self.head(self.features(self.input_norm(self.input(x))))

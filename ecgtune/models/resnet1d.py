@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from ecgtune.models._layers import AdaptivePool, as_channels, check_config, mlp_head, same_conv
+from ecgtune.models._layers import AdaptivePool, BeatInput, check_config, mlp_head, same_conv
 from ecgtune.models._registry import register_model
 
 
@@ -24,6 +24,7 @@ class ResNet1DConfig:
     pool_size: int = 4
     hidden: tuple[int, ...] = (1024, 256)
     dropout: float = 0.1
+    position_channel: bool = False     # a second input channel, see BeatInput
 
     def __post_init__(self):
         check_config("resnet1d", self)
@@ -54,7 +55,8 @@ class Bottleneck(nn.Module):
 class ResNet1D(nn.Module):
     def __init__(self, config: ResNet1DConfig, n_classes: int = 4):
         super().__init__()
-        layers = [same_conv(1, config.stem_width, config.stem_kernel),
+        self.input = BeatInput(config.position_channel)
+        layers = [same_conv(self.input.channels, config.stem_width, config.stem_kernel),
                   nn.MaxPool1d(3, stride=2, padding=1)]
         channels = config.stem_width
         for stage, n_blocks in enumerate(config.blocks):
@@ -67,4 +69,4 @@ class ResNet1D(nn.Module):
         self.head = mlp_head(channels * config.pool_size, config.hidden, n_classes, config.dropout, batch_norm=True)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.features(as_channels(x)))
+        return self.head(self.features(self.input(x)))

@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from ecgtune.errors import ConfigError
-from ecgtune.models._layers import AdaptivePool, MaxPoolDown, as_channels, check_config, conv_bn_act, mlp_head
+from ecgtune.models._layers import AdaptivePool, BeatInput, MaxPoolDown, check_config, conv_bn_act, mlp_head
 from ecgtune.models._registry import register_model
 
 
@@ -22,6 +22,7 @@ class VGGCNNConfig:
     pool_size: int = 4                                     # the write-up's head saw 25 positions
     hidden: tuple[int, ...] = (1024, 256, 64)
     dropout: float = 0.2
+    position_channel: bool = False                         # a second input channel, see BeatInput
 
     def __post_init__(self):
         if len(self.widths) % 2:
@@ -33,7 +34,8 @@ class VGGCNNConfig:
 class VGGCNN(nn.Module):
     def __init__(self, config: VGGCNNConfig, n_classes: int = 4):
         super().__init__()
-        layers, channels = [], 1
+        self.input = BeatInput(config.position_channel)
+        layers, channels = [], self.input.channels
         for first, second in zip(config.widths[::2], config.widths[1::2]):
             layers += [
                 conv_bn_act(channels, first, config.kernel_size, dilation=config.dilation, activation=nn.ReLU),
@@ -45,4 +47,4 @@ class VGGCNN(nn.Module):
         self.head = mlp_head(channels * config.pool_size, config.hidden, n_classes, config.dropout)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.features(as_channels(x)))
+        return self.head(self.features(self.input(x)))

@@ -27,7 +27,7 @@ def trial_settings(config: dict, seed: int) -> tuple[str, dict, TrainConfig, str
     """Splits a sampled configuration into family, model keyword arguments, training config and
     imbalance handling."""
     family = config["family"]
-    model_config = model_kwargs(config.get(family, {}), dropout=config["model"]["dropout"])
+    model_config = model_kwargs(config.get(family, {}), config["model"])
     augmentation = {key: value for key, value in config.get("augment", {}).items() if key != "enabled"}
     train_config = TrainConfig(**{**config["train"], "augmentation": augmentation, "seed": seed})
     return family, model_config, train_config, config["data"]["imbalance"]

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from ecgtune.models import get_family, list_models
 from ecgtune.search_spaces import families
-from ecgtune.search_spaces.shared import EpochBudget, shared
+from ecgtune.search_spaces.shared import MODEL_SETTINGS, EpochBudget, shared
 from ecgtune.trainer import TrainConfig
 
 SEARCH_SPACES = {name: getattr(families, name) for name in list_models()}
@@ -38,7 +38,8 @@ def default_point(family: str, budget: EpochBudget = EpochBudget()) -> dict:
     CPU-sized widths), with the default training configuration, no augmentation and the fewest epochs
     of the range."""
     config = get_family(family).config(**families.COMPACT[family])
-    point = {"family": family, "model/dropout": config.dropout, "data/imbalance": "none", "augment/enabled": False}
+    point = {"family": family, "data/imbalance": "none", "augment/enabled": False,
+             **{f"model/{name}": getattr(config, name) for name in MODEL_SETTINGS}}
     train = TrainConfig()
     point.update({f"train/{key}": getattr(train, key)
                   for key in ("lr", "weight_decay", "batch_size", "label_smoothing", "loss", "schedule")})
@@ -51,7 +52,7 @@ def default_point(family: str, budget: EpochBudget = EpochBudget()) -> dict:
         if isinstance(value, tuple):
             point[f"{family}/{field.name}.len"] = len(value)
             point.update({f"{family}/{field.name}.{index}": item for index, item in enumerate(value)})
-        elif field.name != "dropout":
+        elif field.name not in MODEL_SETTINGS:
             point[f"{family}/{field.name}"] = value
     return point
 
@@ -100,7 +101,8 @@ def point_network(point: dict) -> tuple[str, dict]:
     """The family and `create_model` keyword arguments of a flat point (such as `default_point`'s)."""
     family = point["family"]
     own = {key.partition("/")[2]: value for key, value in point.items() if key.startswith(f"{family}/")}
-    return family, model_kwargs(own, dropout=point.get("model/dropout"))
+    settings = {key.partition("/")[2]: value for key, value in point.items() if key.startswith("model/")}
+    return family, model_kwargs(own, settings)
 
 
 def point_workload(point: dict) -> tuple[str, dict, int]:
@@ -114,13 +116,14 @@ def training_configuration(point: dict) -> tuple:
     settings. Points that differ only where the family's defaults fill in train the same network."""
     family, kwargs = point_network(point)
     shared = {key: value for key, value in point.items()
-              if not key.startswith(f"{family}/") and key not in ("train/epochs", "model/dropout")}
+              if not key.startswith((f"{family}/", "model/")) and key != "train/epochs"}
     return family, get_family(family).config(**kwargs), shared
 
 
-def model_kwargs(family_params: dict, dropout: float | None = None) -> dict:
-    """A family's sampled parameters (nested under its name) as `create_model` keyword arguments:
-    `widths.0`, `widths.1` become `widths=(..., ...)`; `.len` entries only sized them."""
+def model_kwargs(family_params: dict, model_settings: dict | None = None) -> dict:
+    """A family's sampled parameters (nested under its name) and the settings every family shares
+    (nested under `model`: MODEL_SETTINGS) as `create_model` keyword arguments: `widths.0`, `widths.1`
+    become `widths=(..., ...)`; `.len` entries only sized them."""
     kwargs, per_layer = {}, {}
     for key, value in family_params.items():
         field, _, index = key.partition(".")
@@ -129,8 +132,7 @@ def model_kwargs(family_params: dict, dropout: float | None = None) -> dict:
         elif index != "len":
             per_layer.setdefault(field, {})[int(index)] = value
     kwargs.update({field: tuple(values[i] for i in sorted(values)) for field, values in per_layer.items()})
-    if dropout is not None:
-        kwargs["dropout"] = dropout
+    kwargs.update(model_settings or {})
     return kwargs
 
 

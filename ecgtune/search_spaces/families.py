@@ -14,7 +14,7 @@ from __future__ import annotations
 
 KERNELS = [3, 5, 7, 9, 11]
 
-COMPACT = {  # changes to the family's defaults; every value lies in the family's space
+COMPACT_WIDTHS = {
     "dilated_cnn": {"stem_width": 16, "widths": (32, 64)},
     "multiscale_cnn": {"branch_width": 16, "widths": (32, 64)},
     "plain_cnn": {"widths": (16, 32, 64, 64)},
@@ -22,6 +22,9 @@ COMPACT = {  # changes to the family's defaults; every value lies in the family'
     "vgg_cnn": {"widths": (16, 16, 32, 32, 64, 64), "hidden": (128, 64)},
     "resnet1d": {"stem_width": 32, "width": 64, "bottleneck_width": 16, "blocks": (2,)},
 }
+# changes to the family's defaults; every value lies in the family's space. Every start reads each
+# sample's place in its window: 3-5 % better held out, in the same time (BENCHMARKS 11p)
+COMPACT = {family: {**widths, "position_channel": True} for family, widths in COMPACT_WIDTHS.items()}
 
 
 def _per_layer(trial, name: str, length: int, **choices: list) -> None:

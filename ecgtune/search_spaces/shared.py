@@ -12,6 +12,7 @@ LEARNING_RATE = (3e-4, 1e-2)
 WEIGHT_DECAY = (1e-5, 1e-1)
 BATCH_SIZES = [128, 256, 512]
 DROPOUT = (0.0, 0.5)
+MODEL_SETTINGS = ("dropout", "position_channel")  # fields of every family's config, sampled as `model/<field>`
 LABEL_SMOOTHING = (0.0, 0.2)
 LONGEST_TRIAL_SHARE = 0.2  # of one parallel slot's search time: room for five full-length trials per slot
 MAX_EPOCHS_FROM_TIME = 200  # Net1 scored the same on held-out beats after 154 and 194 epochs (BENCHMARKS 11f)
@@ -46,6 +47,7 @@ def shared(trial, budget: EpochBudget) -> None:
     trial.suggest_categorical("train/loss", list(LOSSES))
     trial.suggest_categorical("train/schedule", list(SCHEDULES))
     trial.suggest_float("model/dropout", *DROPOUT)
+    trial.suggest_categorical("model/position_channel", [False, True])
     trial.suggest_categorical("data/imbalance", list(IMBALANCE_METHODS))
     augmentation(trial)
 
