@@ -321,8 +321,10 @@ def _run_stages(plan: experiment.Plan, resources: Resources, run_dir: Path, resu
             raise EcgtuneError(f"{settings.experiment_path} already holds an experiment; "
                                "continue it with --resume or pick another --name")
         if not resume:
+            from ecgtune.search_spaces import as_current
+
             earlier = _earlier_trials(plan) if plan.warm_start else []
-            warm_points = [trial.params for trial in earlier[:WARM_START_POINTS]]
+            warm_points = [as_current(trial.params) for trial in earlier[:WARM_START_POINTS]]
             plan = settle_epochs(plan, replace(settings, warm_points=warm_points), clock, data, len(train_rows))
             settings = replace(search_settings(plan, resources, run_dir), warm_points=warm_points)
             # a journal without Ray's state is a start that died before its first save: begin the study anew

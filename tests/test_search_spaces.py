@@ -128,3 +128,15 @@ def test_family_points_cover_every_family_round_by_round_and_lie_in_the_space():
     assert len({point["train/lr"] for point in points}) == len(points), "random shared settings"
     assert points == family_points(families, 2, EpochBudget(2, 6), seed=3), "seeded"
     assert points != family_points(families, 2, EpochBudget(2, 6), seed=4)
+
+
+def test_a_point_from_before_the_position_channel_reads_into_todays_space_as_the_network_it_was():
+    from ecgtune.search_spaces import as_current, point_network
+
+    earlier = {key: value for key, value in default_point("dilated_cnn").items() if key != "model/position_channel"}
+    trial = optuna.trial.FixedTrial(as_current(earlier))
+    define_search_space(trial, ["dilated_cnn"], EpochBudget())
+    family, kwargs = point_network(trial.params)
+    assert kwargs["position_channel"] is False
+    assert create_model(family, **kwargs).input.channels == 1
+    assert as_current(default_point("dilated_cnn")) == default_point("dilated_cnn")

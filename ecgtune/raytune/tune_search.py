@@ -26,8 +26,8 @@ from ecgtune.data import HeartbeatData
 from ecgtune.errors import ConfigError, Interrupted
 from ecgtune.experiment import refit_estimate_s, refit_margin
 from ecgtune.storage import is_remote
-from ecgtune.search_spaces import (EpochBudget, default_point, define_search_space, family_points, portfolio_points,
-                                   training_configuration, within_budget)
+from ecgtune.search_spaces import (EpochBudget, as_current, default_point, define_search_space, family_points,
+                                   portfolio_points, training_configuration, within_budget)
 from ecgtune.raytune.registry import (SCHEDULERS, SEARCHERS, make_scheduler, make_searcher, make_tracker,
                                       study_storage)
 from ecgtune.raytune.tune_adapter import run_trial
@@ -148,7 +148,7 @@ def tell_earlier_results(settings: SearchSettings, trials) -> int:
     study = optuna.create_study(direction="minimize", **study_storage(settings), load_if_exists=True)
     recorded = 0
     for trial in trials:
-        point = optuna.trial.FixedTrial(within_budget(trial.params, settings.budget))
+        point = optuna.trial.FixedTrial(within_budget(as_current(trial.params), settings.budget))
         try:
             define_search_space(point, settings.families, settings.budget)
             study.add_trial(optuna.trial.create_trial(params=point.params, distributions=point.distributions,

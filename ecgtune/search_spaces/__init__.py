@@ -19,6 +19,8 @@ from ecgtune.trainer import TrainConfig
 
 SEARCH_SPACES = {name: getattr(families, name) for name in list_models()}
 PORTFOLIO_FILE = Path(__file__).with_name("portfolio.json")
+# parameters added to the space since earlier experiments, with the value their networks had then
+ADDED_PARAMETERS = {"model/position_channel": False}
 
 
 def define_search_space(trial, families_to_search: Sequence[str], budget: EpochBudget) -> None:
@@ -63,6 +65,12 @@ def portfolio_points(families_to_search: Sequence[str], budget: EpochBudget = Ep
     parameters with their epochs brought within the budget."""
     return [within_budget(entry["params"], budget) for entry in json.loads(PORTFOLIO_FILE.read_text())["configurations"]
             if entry["params"]["family"] in families_to_search]
+
+
+def as_current(point: dict) -> dict:
+    """An earlier experiment's flat point in today's space: parameters added since take the value its
+    network had (`ADDED_PARAMETERS`)."""
+    return {**ADDED_PARAMETERS, **point}
 
 
 def within_budget(point: dict, budget: EpochBudget) -> dict:
@@ -136,6 +144,6 @@ def model_kwargs(family_params: dict, model_settings: dict | None = None) -> dic
     return kwargs
 
 
-__all__ = ["EpochBudget", "SEARCH_SPACES", "default_point", "define_search_space", "family_points", "model_kwargs",
+__all__ = ["EpochBudget", "SEARCH_SPACES", "as_current", "default_point", "define_search_space", "family_points", "model_kwargs",
            "point_network", "point_workload", "portfolio_points", "search_space", "training_configuration",
            "within_budget"]
