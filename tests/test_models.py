@@ -100,12 +100,12 @@ def test_with_the_position_channel_a_network_reads_where_the_padding_begins(name
     first_conv = next(m for m in model.modules() if isinstance(m, torch.nn.Conv1d))
     assert first_conv.in_channels == 2
     beat = torch.rand(1, 205) + 0.1
-    shorter = beat.clone()
-    shorter[:, 150] = 0.0  # the same samples but one: a zero inside the window moves nothing
+    zero_inside = beat.clone()
+    zero_inside[:, 150] = 0.0  # a zero inside the window is not padding
     padded = beat.clone()
     padded[:, 150:] = 0.0
     with torch.no_grad():
         assert model(beat).shape == (1, 4)
-        channels = model.input(torch.cat([beat, shorter, padded]))
+        channels = model.input(torch.cat([beat, zero_inside, padded]))
     assert torch.equal(channels[0, 1], channels[1, 1])
     assert not torch.equal(channels[0, 1], channels[2, 1])
