@@ -44,6 +44,9 @@ WARM_START_POINTS = 8  # an earlier search's best configurations retrained first
 LONG_TRIAL_SHARE = 0.85  # of the search's time for a long trial's training: its validation passes need the rest
 LONG_TRIAL_EPOCHS = 30  # compact networks on real ECG peaked at epochs 35 and 44 of 66 (BENCHMARKS 11g): a shorter
                         # one-cycle schedule anneals by then, and the time left trains more networks
+REFIT_MIN_EPOCHS = 20  # the fewest a long trial trains to be refit: on held-out real ECG a network refit on every row
+                       # for 20 epochs (437.5 per 20,000) matched a search network trained 46 (444.5), and refit
+                       # networks beat partners of other families (BENCHMARKS 11n, 11o, 11q)
 
 
 @dataclass
@@ -181,8 +184,9 @@ def _long_trials(plan: experiment.Plan, settings, clock: Clock, data, training_r
     the families' starts, fastest first). Schedules of that length already anneal, and more networks, of
     more families, make a better ensemble (BENCHMARKS 11g). Each point is timed with its own network,
     batch size and rows per epoch (SMOTE's are several times the rows on real ECG). With the refit on,
-    where the first round's networks still get LONG_TRIAL_EPOCHS when the search's time also pays for
-    refitting them on every row (`_training_seconds_with_refit`), they train that long and are refit."""
+    where the first round's networks still get REFIT_MIN_EPOCHS when the search's time also pays for
+    refitting them on every row (`_training_seconds_with_refit`), they train that long and are refit;
+    otherwise the plan drops the refit, so that the search keeps no time back for it."""
     from ecgtune.data import rows_per_epoch
     from ecgtune.raytune import tune_search
     from ecgtune.search_spaces import point_workload
@@ -216,9 +220,14 @@ def _long_trials(plan: experiment.Plan, settings, clock: Clock, data, training_r
     refit_words = ""
     if plan.refit and plan.folds <= 1:
         refit_order, refit_epochs = _share_slots(cost, slots, _training_seconds_with_refit(seconds, plan.val_fraction))
-        if min(refit_epochs[index] for index in refit_order[:slots]) >= LONG_TRIAL_EPOCHS:
+        shortest = min(refit_epochs[index] for index in refit_order[:slots])
+        if shortest >= REFIT_MIN_EPOCHS:
             order, epochs = refit_order, refit_epochs
             refit_words = f", then refit on all {len(data):,} rows"
+        else:  # the search keeps no time back for a refit that was not planned, so its trials end as planned
+            plan = replace(plan, refit=False)
+            refit_words = (f", not refit: beside a refit on every row a network would train {shortest} epochs, "
+                           f"under {REFIT_MIN_EPOCHS}")
     points = [{**candidates[index], "train/epochs": max(1, epochs[index])} for index in order]
     counts = [point["train/epochs"] for point in points]
     print(f"epochs: {', '.join(map(str, counts))} for {len(points)} trial(s), {slots} at a time{refit_words}",

@@ -470,13 +470,14 @@ def _long_trial_slot_seconds(budget_s: float) -> float:
     return pipeline.LONG_TRIAL_SHARE * (budget_s - max(pipeline.FINISH_MIN_S, pipeline.FINISH_SHARE * budget_s))
 
 
-@pytest.mark.parametrize("epoch_s, refit", [(20.0, False), (8.0, True)])
+@pytest.mark.parametrize("epoch_s, refit", [(20.0, False), (14.0, True), (8.0, True)])
 def test_long_trials_leave_time_to_refit_their_networks_where_they_still_train_long(tmp_path, beats, monkeypatch,
                                                                                   capsys, epoch_s, refit):
     """With the timer faked: 980 s of search at 20 s an epoch of 20,000 rows are too few to search. Long
     trials at 20 s an epoch would get 16 epochs if they were also to be refit on every row, under
-    LONG_TRIAL_EPOCHS, so each trains alone for the whole search; at 8 s they get 41, and their refit
-    on 4/3 the rows fits in the search's time with the refit's margin and the Ray experiments' ends."""
+    REFIT_MIN_EPOCHS, so each trains alone for the whole search and the plan drops the refit, which the
+    search then keeps no time for; at 14 s they get 23 and at 8 s 41, and their refit on 4/3 the rows
+    fits in the search's time with the refit's margin and the Ray experiments' ends."""
     from ecgtune import experiment, pipeline
     from ecgtune.experiment import refit_margin
     from ecgtune.raytune.tune_search import EXPERIMENT_END_S
@@ -498,14 +499,15 @@ def test_long_trials_leave_time_to_refit_their_networks_where_they_still_train_l
     epochs = [point["train/epochs"] for point in settled.long_trial_points]
     assert len(epochs) == 2 and settled.long_trials
     said = capsys.readouterr().err
+    assert settled.refit == refit
     if refit:
         assert "then refit on all 900 rows" in said
-        assert min(epochs) >= pipeline.LONG_TRIAL_EPOCHS
+        assert min(epochs) >= pipeline.REFIT_MIN_EPOCHS
         trial_s = max(epochs) * epoch_s / pipeline.LONG_TRIAL_SHARE  # with its validation passes
         assert trial_s + EXPERIMENT_END_S + refit_margin(trial_s * 4 / 3) <= search_s, "the refit fits"
         assert max(epochs) < pipeline.LONG_TRIAL_SHARE * search_s / epoch_s / 2, "it trains less than half the time"
     else:
-        assert "refit" not in said
+        assert "not refit: beside a refit on every row a network would train 16 epochs" in said
         assert min(epochs) == int(pipeline.LONG_TRIAL_SHARE * search_s / epoch_s), "alone, for the whole search"
 
 
