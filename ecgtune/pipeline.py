@@ -224,7 +224,7 @@ def _long_trials(plan: experiment.Plan, settings, clock: Clock, data, training_r
         if shortest >= REFIT_MIN_EPOCHS:
             order, epochs = refit_order, refit_epochs
             refit_words = f", then refit on all {len(data):,} rows"
-        else:  # the search keeps no time back for a refit that was not planned, so its trials end as planned
+        else:
             plan = replace(plan, refit=False)
             refit_words = (f", not refit: beside a refit on every row a network would train {shortest} epochs, "
                            f"under {REFIT_MIN_EPOCHS}")

@@ -144,6 +144,6 @@ def model_kwargs(family_params: dict, model_settings: dict | None = None) -> dic
     return kwargs
 
 
-__all__ = ["EpochBudget", "SEARCH_SPACES", "as_current", "default_point", "define_search_space", "family_points", "model_kwargs",
-           "point_network", "point_workload", "portfolio_points", "search_space", "training_configuration",
-           "within_budget"]
+__all__ = ["EpochBudget", "SEARCH_SPACES", "as_current", "default_point", "define_search_space", "family_points",
+           "model_kwargs", "point_network", "point_workload", "portfolio_points", "search_space",
+           "training_configuration", "within_budget"]
