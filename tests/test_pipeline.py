@@ -94,6 +94,22 @@ def test_further_refit_seeds_fill_the_time_the_search_left():
     assert plan_refit({"a": 100.0, "b": 30.0}, 2, 400.0, seeds=3) == ({"a": [0, 1, 2], "b": [0, 1, 2]}, 250.0)
 
 
+def test_the_time_the_seeds_leave_lengthens_the_refit_within_the_budget():
+    """A 30-minute run on real ECG planned its refit for the longer of two networks, selection kept the
+    shorter, and the refit ended with a fifth of the budget unused: the time left now buys epochs."""
+    from ecgtune.experiment import REFIT_MAX_STRETCH, plan_refit, refit_margin, refit_stretch
+
+    planned, planned_seconds = plan_refit({"a": 731.0}, 2, 1122.0, seeds=6)
+    assert planned == {"a": [0, 1]}, "a third seed would not end in time"
+    stretch = refit_stretch(planned_seconds, 1122.0)
+    assert 1.3 < stretch < REFIT_MAX_STRETCH
+    assert refit_margin(stretch * planned_seconds) == pytest.approx(1122.0), "it ends within the time, with its margin"
+    assert refit_stretch(planned_seconds, 10_000.0) == REFIT_MAX_STRETCH, "at most twice the epochs"
+    assert refit_stretch(planned_seconds, None) == 1.0, "without a budget the schedules are the trials'"
+    assert refit_stretch(0.0, 1122.0) == 1.0, "nothing planned"
+    assert refit_stretch(planned_seconds, refit_margin(planned_seconds)) == pytest.approx(1.0)
+
+
 def test_a_trial_that_ran_its_whole_schedule_is_refit_for_all_of_it_where_that_fits():
     """The long trials of a short budget run their one-cycle schedules to the end, and the plan reserves
     their refit for all of it; where that does not fit (the trials trained slower than timed), the kept
