@@ -60,6 +60,7 @@ class Plan:
     refit: bool = defaults.REFIT    # retrain the ensemble's networks on every labelled row before export
     long_trial_points: list[dict] = field(default_factory=list)  # the budget was too short to search: these
                                     # first points train long instead, in this order (`pipeline._long_trials`)
+    long_trial_seconds: list[float] = field(default_factory=list)  # each long trial's time allowance, in order
     warm_start: str | None = None   # an earlier experiment's folder: its best configurations are tried first
     tracker: str | None = None      # "mlflow" or "wandb" (see `ecgtune.tracking`)
 
@@ -416,7 +417,7 @@ def refit_epochs(description: dict) -> list[int]:
     `pipeline._training_seconds_with_refit`), then the epoch the trial kept; only the kept epoch where
     ASHA or the deadline stopped the trial mid-schedule."""
     kept = max(1, int(description["kept_epoch"]))
-    scheduled = int(description["sampled"]["train"]["epochs"])
+    scheduled = int(description["train_config"]["epochs"])  # a long trial's as re-planned, not as sampled
     return [scheduled, kept] if int(description["epochs_trained"]) >= scheduled > kept else [kept]
 
 

@@ -117,7 +117,8 @@ def _flags(plan: Plan, histories: dict, summary: EnsembleSummary | None, importa
     if plan.long_trials:
         epochs = ", ".join(str(point["train/epochs"]) for point in plan.long_trial_points)
         flags.append(f"The budget was too short to search: {plan.num_samples} of the searcher's first configurations "
-                     f"(the portfolio's first) were trained long instead, for {epochs} epochs.")
+                     f"(the portfolio's first) were trained long instead, planned for {epochs} epochs and re-planned "
+                     "at their own pace to fill their share of the search (the leaderboard's epochs run).")
     if not flags:
         return ""
     return "<ul class='flags'>" + "".join(f"<li>{html.escape(flag)}</li>" for flag in flags) + "</ul>"

@@ -44,6 +44,8 @@ WARM_START_POINTS = 8  # an earlier search's best configurations retrained first
 LONG_TRIAL_SHARE = 0.85  # of the search's time for a long trial's training: its validation passes need the rest
 LONG_TRIAL_EPOCHS = 30  # compact networks on real ECG peaked at epochs 35 and 44 of 66 (BENCHMARKS 11g): a shorter
                         # one-cycle schedule anneals by then, and the time left trains more networks
+LONG_TRIAL_MARGIN_S = 20.0  # of a long trial's share of the search, outside its own clock: its start (a 30-minute
+                            # run's trials started and reported in 3-6 s beyond their training) and Ray's end
 REFIT_MIN_EPOCHS = 20  # the fewest a long trial trains to be refit: on held-out real ECG a network refit on every row
                        # for 20 epochs (437.5 per 20,000) matched a search network trained 46 (444.5), and refit
                        # networks beat partners of other families (BENCHMARKS 11n, 11o, 11q)
@@ -106,7 +108,7 @@ def search_settings(plan: experiment.Plan, resources: Resources, run_dir: Path, 
         cpus_per_trial=resources.cpus_per_trial,
         gpus_per_trial=gpus, max_concurrent=resources.max_concurrent, max_failures=resources.max_failures,
         seed=plan.seed, journal=str(run_dir.resolve() / experiment.OPTUNA_JOURNAL),
-        long_trial_points=plan.long_trial_points,
+        long_trial_points=plan.long_trial_points, long_trial_seconds=plan.long_trial_seconds,
         tracker=plan.tracker, tracking_uri=tracking.mlflow_uri(run_dir.parent) if plan.tracker == "mlflow" else None,
     )
 
@@ -186,10 +188,13 @@ def _long_trials(plan: experiment.Plan, settings, clock: Clock, data, training_r
     batch size and rows per epoch (SMOTE's are several times the rows on real ECG). With the refit on,
     where the first round's networks still get REFIT_MIN_EPOCHS when the search's time also pays for
     refitting them on every row (`_training_seconds_with_refit`), they train that long and are refit;
-    otherwise the plan drops the refit, so that the search keeps no time back for it."""
+    otherwise the plan drops the refit, so that the search keeps no time back for it. Each trial's share of
+    its slot's time goes with the plan (`long_trial_seconds`): its epochs are re-planned at its own pace
+    (`TrainConfig.time_allowance_s`), as timing beforehand missed the trials' pace by a sixth either way."""
     from ecgtune.data import rows_per_epoch
     from ecgtune.raytune import tune_search
     from ecgtune.search_spaces import point_workload
+    from ecgtune.trainer import REPLAN_AFTER_EPOCH
 
     # the family starts that follow the portfolio, fastest first: partners fit more often
     fastest_first = [family for _, family in sorted(zip(compact_paces, settings.families))]
@@ -230,10 +235,13 @@ def _long_trials(plan: experiment.Plan, settings, clock: Clock, data, training_r
                            f"under {REFIT_MIN_EPOCHS}")
     points = [{**candidates[index], "train/epochs": max(1, epochs[index])} for index in order]
     counts = [point["train/epochs"] for point in points]
-    print(f"epochs: {', '.join(map(str, counts))} for {len(points)} trial(s), {slots} at a time{refit_words}",
-          file=sys.stderr)
+    # each trial's share of its slot, which it fills at its own pace (`TrainConfig.time_allowance_s`)
+    allowances = [max(0.0, epochs[index] * cost[index] / LONG_TRIAL_SHARE - LONG_TRIAL_MARGIN_S) for index in order]
+    print(f"epochs: {', '.join(map(str, counts))} for {len(points)} trial(s), {slots} at a time{refit_words}; "
+          f"after {REPLAN_AFTER_EPOCH} epochs each re-plans at its own pace to fill its share: "
+          f"{', '.join(f'{seconds:.0f}' for seconds in allowances)} s", file=sys.stderr)
     return replace(plan, min_epochs=min(counts), max_epochs=max(counts), num_samples=len(points), scheduler="fifo",
-                   long_trial_points=points)
+                   long_trial_points=points, long_trial_seconds=allowances)
 
 
 def _training_seconds_with_refit(search_seconds: float, val_fraction: float) -> float:

@@ -49,12 +49,16 @@ class TrainConfig:
     augmentation: Augmentation = field(default_factory=Augmentation)  # training rows only
     first_epoch_fraction: float = 1.0  # <1: the first epoch sees this share of the rows, so that a search's
                                        # first report (its cheapest rung) comes early for every network
+    time_allowance_s: float = 0.0  # >0: after REPLAN_AFTER_EPOCH epochs, the epochs are re-planned from their
+                                   # measured pace to end training and validation within this many seconds
 
     def __post_init__(self):
         if isinstance(self.augmentation, dict):  # read back from JSON
             object.__setattr__(self, "augmentation", Augmentation(**self.augmentation))
         if not 0.0 < self.first_epoch_fraction <= 1.0:
             raise ConfigError(f"first_epoch_fraction must lie in (0, 1], got {self.first_epoch_fraction}")
+        if self.time_allowance_s < 0.0:
+            raise ConfigError(f"time_allowance_s must not be negative, got {self.time_allowance_s}")
         if not 0.0 <= self.ema_horizon <= 1.0:
             raise ConfigError(f"ema_horizon must lie in [0, 1], got {self.ema_horizon}")
         if self.schedule not in SCHEDULES:
@@ -70,6 +74,8 @@ class TrainConfig:
 
 
 # the names a trainer state had before 2026-11-27, when "best" also meant the last epoch of keep="last"
+REPLAN_AFTER_EPOCH = 3  # epochs 2 and 3 time a run with a time allowance: the first may see part of the rows
+MAX_REPLAN_FACTOR = 2.0  # a re-planned run trains at most this many times its planned epochs
 LEGACY_STATE_NAMES = {"best_key": "kept_key", "best_epoch": "kept_epoch", "best_state": "kept_state",
                       "best_probs": "kept_probs"}
 
@@ -109,11 +115,14 @@ def training_loss(logits, targets, n_classes, loss, label_smoothing, class_weigh
     return (per_row * row_weights).sum() / row_weights.sum()
 
 
-def _schedule(optimizer, config: TrainConfig, total_steps: int):
+def _schedule(optimizer, config: TrainConfig, total_steps: int, done_steps: int = 0):
+    """The learning-rate schedule over `total_steps`, at step `done_steps` (after a re-plan, the rest of
+    a run's steps follow the new schedule from where the run is)."""
     if config.schedule == "onecycle" and total_steps >= 4:
         rising = min(0.5, max(config.warmup_fraction, 2.0 / total_steps))  # at least two rising steps
-        return torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=config.lr, total_steps=total_steps,
-                                                   pct_start=rising)
+        scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=config.lr, total_steps=total_steps,
+                                                        pct_start=rising)
+        return _at_step(scheduler, done_steps)
     warmup = max(1, int(config.warmup_fraction * total_steps))
 
     def factor(step: int) -> float:
@@ -121,7 +130,15 @@ def _schedule(optimizer, config: TrainConfig, total_steps: int):
             return (step + 1) / warmup
         return 0.5 * (1.0 + math.cos(math.pi * (step - warmup) / max(1, total_steps - warmup)))
 
-    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+    return _at_step(torch.optim.lr_scheduler.LambdaLR(optimizer, factor), done_steps)
+
+
+def _at_step(scheduler, done_steps: int):
+    """The new scheduler moved to `done_steps`, its optimiser's learning rate set from it."""
+    if done_steps:
+        scheduler.last_epoch = done_steps - 1
+        scheduler.step()
+    return scheduler
 
 
 @torch.no_grad()
@@ -153,9 +170,8 @@ class Trainer:
         self.batch_starts = [start for start in range(0, n_rows, config.batch_size) if n_rows - start >= 2]
         self.optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
         self.first_epoch_steps = max(1, math.ceil(config.first_epoch_fraction * len(self.batch_starts)))
-        total_steps = (config.epochs - 1) * len(self.batch_starts) + self.first_epoch_steps
-        self.scheduler = _schedule(self.optimizer, config, total_steps=total_steps)
-        self.averaged = WeightAverage(model, config.ema_horizon * total_steps) if config.ema_horizon > 0 else None
+        self.scheduler = _schedule(self.optimizer, config, total_steps=self._total_steps())
+        self.averaged = WeightAverage(model, self._ema_steps()) if config.ema_horizon > 0 else None
         self.epoch = 0
         self.history: list[dict[str, float]] = []
         self.kept_key: tuple[float, float] | None = None
@@ -168,6 +184,31 @@ class Trainer:
     @property
     def finished(self) -> bool:
         return self.diverged or self.epoch >= self.config.epochs
+
+    def _total_steps(self) -> int:
+        return (self.config.epochs - 1) * len(self.batch_starts) + self.first_epoch_steps
+
+    def _ema_steps(self) -> float:
+        return self.config.ema_horizon * self._total_steps()
+
+    def set_epochs(self, epochs: int) -> None:
+        """Re-plans the run for `epochs` in all: the learning-rate schedule and the weights' moving average
+        stretch or shrink over the steps left, from where the run is."""
+        if epochs == self.config.epochs:
+            return
+        self.config = replace(self.config, epochs=epochs)
+        done_steps = self.scheduler.last_epoch
+        self.scheduler = _schedule(self.optimizer, self.config, self._total_steps(), done_steps=done_steps)
+        if self.averaged:
+            self.averaged.set_horizon(self._ema_steps())
+
+    def _replan_to_allowance(self) -> None:
+        """Sets the epochs that end training and validation within the time allowance, at the pace of the
+        epochs after the first: a long trial planned at a pace timed beforehand ended a sixth early, and a
+        slower one is cut by the search's deadline before its schedule has annealed."""
+        pace = (self.history[-1]["seconds"] - self.history[0]["seconds"]) / (len(self.history) - 1)
+        fitting = self.epoch + int((self.config.time_allowance_s - self.elapsed) / max(pace, 1e-9))
+        self.set_epochs(max(self.epoch + 1, min(fitting, int(MAX_REPLAN_FACTOR * self.config.epochs))))
 
     def run_epoch(self) -> dict[str, float] | None:
         """Trains one epoch and validates; returns the epoch's report, or None if the loss diverged."""
@@ -195,6 +236,8 @@ class Trainer:
                   "samples_per_s": trained_rows / train_seconds, "seconds": self.elapsed,
                   "lr": self.scheduler.get_last_lr()[0]}
         self.history.append(report)
+        if self.config.time_allowance_s > 0 and self.epoch == REPLAN_AFTER_EPOCH == len(self.history):
+            self._replan_to_allowance()
         key = (report["abs_sum"], report["log_loss"]) if validating else (0.0, 0.0)
         if self.kept_key is None or key < self.kept_key or self.config.keep == "last":
             self.kept_key, self.kept_epoch, self.kept_probs = key, self.epoch, probs
@@ -262,6 +305,7 @@ class Trainer:
             "kept_state": self.kept_state, "diverged": self.diverged, "elapsed": self.elapsed,
             "kept_probs": None if self.kept_probs is None else torch.from_numpy(self.kept_probs),
             "averaged": self.averaged.state_dict() if self.averaged else None,
+            "epochs": self.config.epochs,
         }
         if self.device.type == "cuda":
             state["cuda_rng"] = torch.cuda.get_rng_state(self.device)
@@ -269,6 +313,7 @@ class Trainer:
 
     def load_state_dict(self, state: dict) -> None:
         """Restores a state saved by `state_dict` (from a Trainer with the same model, fold and config)."""
+        self.set_epochs(state.get("epochs", self.config.epochs))  # first: the optimiser's state is the run's
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
@@ -312,8 +357,11 @@ class WeightAverage:
 
     def __init__(self, model: nn.Module, horizon_steps: float):
         self.model = copy.deepcopy(model).eval()
-        self.decay = 1.0 - 1.0 / max(1.0, horizon_steps)
+        self.set_horizon(horizon_steps)
         self.updates = 0
+
+    def set_horizon(self, horizon_steps: float) -> None:
+        self.decay = 1.0 - 1.0 / max(1.0, horizon_steps)
 
     @torch.no_grad()
     def update(self, model: nn.Module) -> None:

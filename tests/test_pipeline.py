@@ -117,7 +117,7 @@ def test_a_trial_that_ran_its_whole_schedule_is_refit_for_all_of_it_where_that_f
     from ecgtune.experiment import refit_epochs
 
     def described(trained: int, kept: int) -> dict:
-        return {"sampled": {"train": {"epochs": 31}}, "epochs_trained": trained, "kept_epoch": kept}
+        return {"train_config": {"epochs": 31}, "epochs_trained": trained, "kept_epoch": kept}
 
     assert refit_epochs(described(31, 27)) == [31, 27]
     assert refit_epochs(described(31, 31)) == [31]

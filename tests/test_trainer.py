@@ -182,3 +182,60 @@ def test_the_pace_is_the_fastest_timed_epoch_so_a_burst_of_load_does_not_halve_i
     monkeypatch.setattr(trainer.Trainer, "run_epoch", lambda self: next(epochs))
     assert trainer.training_pace("plain_cnn", {}, 205, 4, repeats=3) == 1 / 1000.0
     assert next(epochs, None) is None, "the warm-up epoch is not timed, and every repeat is"
+
+
+class TenSecondEpochs:
+    """A fake `time.perf_counter` whose every epoch (train, then validate) takes ten seconds."""
+
+    def __init__(self):
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        self.now += 5.0
+        return self.now
+
+
+@pytest.mark.parametrize("allowance, planned, replanned", [
+    (60.0, 4, 6),    # quicker than planned: the time left buys 3 more epochs
+    (1000.0, 4, 8),  # at most twice the plan, whatever a first pace says
+    (35.0, 8, 4),    # slower: it ends in time, after one more epoch that anneals
+])
+def test_a_timed_run_re_plans_its_epochs_at_its_own_pace(fold, monkeypatch, allowance, planned, replanned):
+    """Long trials planned from a pace timed beforehand ended a sixth early, or were cut by the search's
+    deadline before their schedule annealed: after 3 epochs the run fills its allowance instead."""
+    from ecgtune import trainer
+    from ecgtune.models import create_model
+
+    monkeypatch.setattr(trainer.time, "perf_counter", TenSecondEpochs())
+    config = TrainConfig(epochs=planned, time_allowance_s=allowance)
+    run = trainer.Trainer(create_model("plain_cnn", **SMALL), fold, config)
+    result = run.fit()
+    assert len(result.history) == replanned and result.config["epochs"] == replanned
+    assert result.seconds <= max(allowance, 40.0)
+    untimed = trainer.Trainer(create_model("plain_cnn", **SMALL), fold, TrainConfig(epochs=replanned))
+    assert len(untimed.fit().history) == replanned, "without an allowance the plan stands"
+    assert run.scheduler.get_last_lr() == pytest.approx(untimed.scheduler.get_last_lr()), "annealed to its end"
+
+
+def test_a_re_planned_run_resumes_with_its_new_schedule(fold, tmp_path, monkeypatch):
+    from ecgtune import trainer
+    from ecgtune.models import create_model
+
+    config = TrainConfig(epochs=4, time_allowance_s=60.0)
+    monkeypatch.setattr(trainer.time, "perf_counter", TenSecondEpochs())
+    torch.manual_seed(0)
+    straight = trainer.Trainer(create_model("plain_cnn", **SMALL), fold, config).fit()
+
+    monkeypatch.setattr(trainer.time, "perf_counter", TenSecondEpochs())
+    torch.manual_seed(0)
+    first = trainer.Trainer(create_model("plain_cnn", **SMALL), fold, config)
+    for _ in range(4):
+        first.run_epoch()
+    torch.save(first.state_dict(), tmp_path / "state.pt")
+    resumed = trainer.Trainer(create_model("plain_cnn", **SMALL), fold, config)  # the config as sampled
+    resumed.load_state_dict(torch.load(tmp_path / "state.pt", weights_only=True))
+    result = resumed.fit()
+    assert len(result.history) == len(straight.history) == 6
+    np.testing.assert_allclose([r["train_loss"] for r in result.history],
+                               [r["train_loss"] for r in straight.history], rtol=1e-5)
+    np.testing.assert_allclose(result.kept_val_probs, straight.kept_val_probs, atol=1e-5)

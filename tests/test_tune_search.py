@@ -394,6 +394,25 @@ def test_without_a_number_of_trials_the_clock_ends_the_search(tmp_path, beats):
         run(_settings(tmp_path, num_samples=None, name="endless"), *beats, trainable=trial_that_reports_at_once)
 
 
+def test_a_long_trial_fills_its_time_allowance_at_its_own_pace(tmp_path, beats):
+    """The plan's allowance reaches the trial that trains its point, which re-plans its epochs: here an
+    allowance far beyond its 4 planned epochs doubles them, the most a re-plan gives."""
+    from ecgtune.checkpoint import read_checkpoint
+    from ecgtune.raytune.tune_layout import latest_checkpoints
+    from ecgtune.search_spaces import default_point
+
+    point = {**default_point("plain_cnn"), "train/epochs": 4}
+    other = {**default_point("dilated_cnn"), "train/epochs": 4}
+    settings = _settings(tmp_path, num_samples=2, scheduler="fifo", budget=EpochBudget(4, 4),
+                         long_trial_points=[point, other], long_trial_seconds=[3600.0, 0.0])
+    run(settings, *beats)
+    trained = {trial.split("_")[0]: read_checkpoint(folder)
+               for trial, folder in latest_checkpoints(Path(settings.experiment_path)).items()}
+    assert trained["plain"].epochs_trained == trained["plain"].train_config["epochs"] == 8
+    assert trained["plain"].train_config["time_allowance_s"] == 3600.0
+    assert trained["dilated"].epochs_trained == 4, "an allowance of 0 keeps the plan"
+
+
 def test_the_pace_is_measured_as_the_trials_would_train(tmp_path):
     from ecgtune.raytune.tune_search import measure_pace, trial_slots
 
@@ -503,12 +522,13 @@ def test_long_trials_leave_time_to_refit_their_networks_where_they_still_train_l
     if refit:
         assert "then refit on all 900 rows" in said
         assert min(epochs) >= pipeline.REFIT_MIN_EPOCHS
-        trial_s = max(epochs) * epoch_s / pipeline.LONG_TRIAL_SHARE  # with its validation passes
+        trial_s = max(settled.long_trial_seconds)  # each re-plans its epochs to fill this, validation and all
         assert trial_s + EXPERIMENT_END_S + refit_margin(trial_s * 4 / 3) <= search_s, "the refit fits"
         assert max(epochs) < pipeline.LONG_TRIAL_SHARE * search_s / epoch_s / 2, "it trains less than half the time"
     else:
         assert "not refit: beside a refit on every row a network would train 16 epochs" in said
         assert min(epochs) == int(pipeline.LONG_TRIAL_SHARE * search_s / epoch_s), "alone, for the whole search"
+        assert search_s - 2 * pipeline.LONG_TRIAL_MARGIN_S < min(settled.long_trial_seconds) < search_s
 
 
 def test_a_slot_shares_its_time_only_with_a_partner_that_fits(tmp_path, beats, monkeypatch):
@@ -548,3 +568,7 @@ def test_a_slot_shares_its_time_only_with_a_partner_that_fits(tmp_path, beats, m
     shared, paired = int(slot_s / (smote_epoch_s + 5.0)), int(slot_s / 10.0)
     assert [point["train/epochs"] for point in points] == [shared, paired, paired, shared]
     assert shared >= pipeline.LONG_TRIAL_EPOCHS
+    allowances = settled.long_trial_seconds  # a network and its partner share their slot's time
+    slot_with_validation_s = slot_s / pipeline.LONG_TRIAL_SHARE
+    for first, partner in [(0, 3), (1, 2)]:
+        assert 0.9 * slot_with_validation_s < allowances[first] + allowances[partner] < slot_with_validation_s

@@ -96,15 +96,19 @@ def trial_points(experiment_dir: Path) -> list[dict]:
     points = []
     for path in sorted(experiment_dir.glob("*/params.json")):
         try:
-            config = json.loads(path.read_text())
+            points.append(flat_point(json.loads(path.read_text())))
         except (OSError, ValueError):
             continue
-        point = {}
-        for key, value in config.items():
-            point.update({f"{key}/{inner}": item for inner, item in value.items()} if isinstance(value, dict)
-                         else {key: value})
-        points.append(point)
     return points
+
+
+def flat_point(config: dict) -> dict:
+    """A trial's config as the searcher's flat point: Ray nests `group/name` parameters one level."""
+    point = {}
+    for key, value in config.items():
+        point.update({f"{key}/{inner}": item for inner, item in value.items()} if isinstance(value, dict)
+                     else {key: value})
+    return point
 
 
 def damaged_state_file(experiment_dir: Path) -> str | None:

@@ -72,6 +72,7 @@ class SearchSettings:
     journal: str | None = None            # a local file for the Optuna study (optuna-dashboard reads it live)
     portfolio_first: bool = False         # try the portfolio before the families' starting points
     long_trial_points: list[dict] = field(default_factory=list)  # when set, the only first points (long trials)
+    long_trial_seconds: list[float] = field(default_factory=list)  # their time allowances (`TrainConfig`), in order
     warm_points: list[dict] = field(default_factory=list)  # an earlier search's best points, tried first of all
     tracker: str | None = None            # "mlflow" or "wandb": every trial's configuration and metrics logged there
     tracking_uri: str | None = None       # MLflow's (see `ecgtune.tracking.mlflow_uri`)
@@ -164,7 +165,8 @@ def make_trainable(settings: SearchSettings, data: HeartbeatData, train_rows: np
     """The trial function with its resources and the data placed once in the object store."""
     resources = {"cpu": settings.cpus_per_trial, "gpu": settings.gpus_per_trial}
     with_data = tune.with_parameters(trainable, data=data, train_rows=train_rows, val_rows=val_rows, seed=settings.seed,
-                                     threads=settings.threads_per_trial, first_epoch_fraction=FIRST_EPOCH_FRACTION)
+                                     threads=settings.threads_per_trial, first_epoch_fraction=FIRST_EPOCH_FRACTION,
+                                     time_allowances=list(zip(settings.long_trial_points, settings.long_trial_seconds)))
     return tune.with_resources(with_data, resources)
 
 
@@ -243,7 +245,7 @@ class ProgressLine(tune.Callback):
                 continue
             reported_at, epoch_seconds, epoch = reported
             done = min(0.99, (now - reported_at) / epoch_seconds)
-            planned = trial.config.get("train", {}).get("epochs", "?")
+            planned = (trial.last_result or {}).get("epochs_planned", trial.config.get("train", {}).get("epochs", "?"))
             parts.append(f"{trial.config.get('family', '?')} epoch {epoch + 1}/{planned} {done:.0%}")
         shown = parts[:PROGRESS_TRIALS_SHOWN]
         more = f" and {len(parts) - len(shown)} more" if len(parts) > len(shown) else ""
