@@ -296,9 +296,10 @@ def _cross_fit(run_dir: Path, plan: Plan, holdout: EnsembleSummary, options: Ens
 
     configs = {}
     for member in holdout.members[:options.fold_members]:
-        config = read_checkpoint(Path(member.checkpoints[0])).sampled
-        try:
-            train = {**config["train"], "keep": "last"}
+        checkpoint = read_checkpoint(Path(member.checkpoints[0]))
+        config = checkpoint.sampled
+        try:  # a long trial's epochs as re-planned, not as sampled
+            train = {**config["train"], "epochs": checkpoint.train_config["epochs"], "keep": "last"}
         except (KeyError, TypeError) as error:
             raise EcgtuneError(f"{member.checkpoints[0]}: unreadable checkpoint (its sampled configuration has "
                                f"no training settings: {error!r})") from None

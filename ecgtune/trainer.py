@@ -73,9 +73,9 @@ class TrainConfig:
             raise ConfigError("label_smoothing and warmup_fraction must lie in [0, 1)")
 
 
-# the names a trainer state had before 2026-11-27, when "best" also meant the last epoch of keep="last"
 REPLAN_AFTER_EPOCH = 3  # epochs 2 and 3 time a run with a time allowance: the first may see part of the rows
 MAX_REPLAN_FACTOR = 2.0  # a re-planned run trains at most this many times its planned epochs
+# the names a trainer state had before 2026-11-27, when "best" also meant the last epoch of keep="last"
 LEGACY_STATE_NAMES = {"best_key": "kept_key", "best_epoch": "kept_epoch", "best_state": "kept_state",
                       "best_probs": "kept_probs"}
 
@@ -208,7 +208,7 @@ class Trainer:
         slower one is cut by the search's deadline before its schedule has annealed."""
         pace = (self.history[-1]["seconds"] - self.history[0]["seconds"]) / (len(self.history) - 1)
         fitting = self.epoch + int((self.config.time_allowance_s - self.elapsed) / max(pace, 1e-9))
-        self.set_epochs(max(self.epoch + 1, min(fitting, int(MAX_REPLAN_FACTOR * self.config.epochs))))
+        self.set_epochs(max(self.epoch, min(fitting, int(MAX_REPLAN_FACTOR * self.config.epochs))))
 
     def run_epoch(self) -> dict[str, float] | None:
         """Trains one epoch and validates; returns the epoch's report, or None if the loss diverged."""
@@ -361,6 +361,7 @@ class WeightAverage:
         self.updates = 0
 
     def set_horizon(self, horizon_steps: float) -> None:
+        """Averages over about `horizon_steps` steps from now on (a re-planned run's share of its steps)."""
         self.decay = 1.0 - 1.0 / max(1.0, horizon_steps)
 
     @torch.no_grad()

@@ -198,7 +198,8 @@ class TenSecondEpochs:
 @pytest.mark.parametrize("allowance, planned, replanned", [
     (60.0, 4, 6),    # quicker than planned: the time left buys 3 more epochs
     (1000.0, 4, 8),  # at most twice the plan, whatever a first pace says
-    (35.0, 8, 4),    # slower: it ends in time, after one more epoch that anneals
+    (45.0, 8, 4),    # slower: it ends in time, its schedule annealed over one more epoch
+    (25.0, 8, 3),    # already past its time: it stops now
 ])
 def test_a_timed_run_re_plans_its_epochs_at_its_own_pace(fold, monkeypatch, allowance, planned, replanned):
     """Long trials planned from a pace timed beforehand ended a sixth early, or were cut by the search's
@@ -211,10 +212,11 @@ def test_a_timed_run_re_plans_its_epochs_at_its_own_pace(fold, monkeypatch, allo
     run = trainer.Trainer(create_model("plain_cnn", **SMALL), fold, config)
     result = run.fit()
     assert len(result.history) == replanned and result.config["epochs"] == replanned
-    assert result.seconds <= max(allowance, 40.0)
+    assert result.seconds <= max(allowance, 30.0)
     untimed = trainer.Trainer(create_model("plain_cnn", **SMALL), fold, TrainConfig(epochs=replanned))
     assert len(untimed.fit().history) == replanned, "without an allowance the plan stands"
-    assert run.scheduler.get_last_lr() == pytest.approx(untimed.scheduler.get_last_lr()), "annealed to its end"
+    if replanned > trainer.REPLAN_AFTER_EPOCH:
+        assert run.scheduler.get_last_lr() == pytest.approx(untimed.scheduler.get_last_lr()), "annealed to its end"
 
 
 def test_a_re_planned_run_resumes_with_its_new_schedule(fold, tmp_path, monkeypatch):
