@@ -353,6 +353,9 @@ def test_the_progress_line_says_how_far_slow_epochs_are(capsys, monkeypatch):
     progress.show([slow, fast])
     line = capsys.readouterr().out.strip()
     assert line.endswith("; now: dilated_cnn epoch 4/25 25%"), "a 2 s epoch needs no progress of its own"
+    progress.on_trial_result(4, [slow, fast], slow, {"epoch": 4, "epochs_planned": 31, "time_this_iter_s": 20.0})
+    progress.show([slow, fast])
+    assert capsys.readouterr().out.strip().endswith("epoch 5/31 0%"), "a long trial's epochs as re-planned"
 
 
 TRIAL_PAUSE_S = 4.0  # longer than a worker process's start, so that trials started together overlap

@@ -227,13 +227,15 @@ class ProgressLine(tune.Callback):
     def __init__(self, time_budget_s: float | None = None, every_s: float = PROGRESS_EVERY_S):
         self.started, self.time_budget_s, self.every_s = time.monotonic(), time_budget_s, every_s
         self.printed_at, self.best = time.monotonic(), None
-        self.epochs: dict[str, tuple[float, float, int]] = {}  # trial id -> (reported at, epoch seconds, epoch)
+        # trial id -> (reported at, epoch seconds, epoch, epochs planned: a long trial's re-planned count)
+        self.epochs: dict[str, tuple[float, float, int, int | str]] = {}
 
     def on_trial_result(self, iteration: int, trials: list, trial, result: dict, **info):
         if METRIC in result and (self.best is None or result[METRIC] < self.best[0]):
             self.best = (result[METRIC], trial.config.get("family", "?"))
         if result.get("epoch", 1) > 1 and "time_this_iter_s" in result:  # the first report covers part of one
-            self.epochs[trial.trial_id] = (time.monotonic(), result["time_this_iter_s"], result["epoch"])
+            planned = result.get("epochs_planned", trial.config.get("train", {}).get("epochs", "?"))
+            self.epochs[trial.trial_id] = (time.monotonic(), result["time_this_iter_s"], result["epoch"], planned)
 
     def _within_epochs(self, trials: list) -> str:
         now, parts = time.monotonic(), []
@@ -243,9 +245,8 @@ class ProgressLine(tune.Callback):
             reported = self.epochs[trial.trial_id]
             if reported[1] < SLOW_EPOCH_S:
                 continue
-            reported_at, epoch_seconds, epoch = reported
+            reported_at, epoch_seconds, epoch, planned = reported
             done = min(0.99, (now - reported_at) / epoch_seconds)
-            planned = (trial.last_result or {}).get("epochs_planned", trial.config.get("train", {}).get("epochs", "?"))
             parts.append(f"{trial.config.get('family', '?')} epoch {epoch + 1}/{planned} {done:.0%}")
         shown = parts[:PROGRESS_TRIALS_SHOWN]
         more = f" and {len(parts) - len(shown)} more" if len(parts) > len(shown) else ""
